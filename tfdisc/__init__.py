@@ -1,0 +1,50 @@
+"""tfdisc: discretization-based adversarial robustness for Keras and Larq.
+
+Larq needs legacy Keras 2 (`tf_keras`), so importing tfdisc selects it by setting
+`TF_USE_LEGACY_KERAS=1` before `tf.keras` is first used.
+"""
+
+import os
+import sys
+
+_LEGACY_KERAS_HELP = (
+    "tfdisc needs legacy Keras 2 (tf_keras), because Larq does not support Keras 3. "
+    "Set TF_USE_LEGACY_KERAS=1 in the environment (or import tfdisc before tensorflow "
+    "and before anything touches tf.keras), and `pip install tf-keras` matching your TensorFlow."
+)
+
+
+def _select_legacy_keras():
+    if "tensorflow" in sys.modules and "TF_USE_LEGACY_KERAS" not in os.environ:
+        raise ImportError(f"TensorFlow was imported before tfdisc, so it routes Keras to Keras 3. {_LEGACY_KERAS_HELP}")
+    flag = os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    if flag.lower() not in ("1", "true"):
+        raise ImportError(f"TF_USE_LEGACY_KERAS={flag!r} selects Keras 3. {_LEGACY_KERAS_HELP}")
+    import tensorflow as tf
+
+    if not tf.keras.__name__.startswith("tf_keras"):
+        raise ImportError(
+            f"tf.keras is already bound to {tf.keras.__name__} (Keras 3). {_LEGACY_KERAS_HELP}"
+        )
+
+
+_select_legacy_keras()
+
+from tfdisc import attacks, callbacks, evaluation, layers, models, ops, training  # noqa: E402
+from tfdisc.layers import InputDiscretization  # noqa: E402
+from tfdisc.models import build_model  # noqa: E402
+from tfdisc.training import AdversarialModel  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = [
+    "AdversarialModel",
+    "InputDiscretization",
+    "attacks",
+    "build_model",
+    "callbacks",
+    "evaluation",
+    "layers",
+    "models",
+    "ops",
+    "training",
+]

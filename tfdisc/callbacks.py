@@ -1,0 +1,43 @@
+"""Keras callbacks that put robustness numbers into `logs`."""
+
+import math
+
+import tensorflow as tf
+
+from tfdisc import evaluation, io
+
+
+class EpsilonSweep(tf.keras.callbacks.Callback):
+    """Record FGSM accuracy at every eps in `logs["sweep/fgsm/eps=<eps>"]` at the end of epochs.
+
+    The sweep runs every `every_n_epochs` epochs (and after the last one); other epochs log
+    NaN, so CSVLogger keeps the same columns. Place it before CSVLogger/TensorBoard in the
+    callback list. With `path`, the latest sweep is also written there as JSON, atomically.
+    """
+
+    def __init__(self, data, eps_values, every_n_epochs=1, path=None, verbose=0):
+        super().__init__()
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be a positive int; got {every_n_epochs!r}.")
+        self.data = evaluation.as_dataset(data)
+        self.eps_values = evaluation._check_eps_values(eps_values)
+        self.every_n_epochs = every_n_epochs
+        self.path = path
+        self.verbose = verbose
+        self.keys = [f"sweep/fgsm/eps={e:g}" for e in self.eps_values]
+        self._sweep = None
+        self._epochs = None
+
+    def on_train_begin(self, logs=None):
+        self._sweep = evaluation.FgsmSweep(self.model)
+        self._epochs = self.params.get("epochs")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if (epoch + 1) % self.every_n_epochs and epoch + 1 != self._epochs:
+            logs.update({key: math.nan for key in self.keys})
+            return
+        result = self._sweep(self.data, self.eps_values, verbose=self.verbose)
+        logs.update(zip(self.keys, result["accuracy"]))
+        if self.path:
+            io.write_json_atomic(self.path, {"epoch": epoch + 1, **result})

@@ -1,0 +1,175 @@
+"""The study's architectures in full, BNN and XNOR precision; every model returns logits.
+
+Precisions (Larq layers throughout; `full` simply sets no quantizers):
+- full: float weights and activations, BatchNorm + ReLU.
+- bnn: BinaryNet. ±1 kernels (`ste_sign`, `weight_clip`) in every layer, ±1 inputs in every
+  layer but the first (which sees the discretized pixels), BatchNorm(scale=False) and the
+  next layer's `ste_sign` as the activation; a BatchNorm on the logits.
+- xnor: XNOR-Net. Hidden layers as in bnn with kernels scaled per output channel
+  (`XnorWeightScale`); the first and last layers stay full precision.
+"""
+
+import inspect
+
+import larq as lq
+import tensorflow as tf
+
+from tfdisc import ops
+from tfdisc.layers import InputDiscretization, XnorWeightScale
+
+PRECISIONS = ("full", "bnn", "xnor")
+
+
+def _binarizes_input(precision, position):
+    """Whether the layer at `position` ("first", "hidden", "last") takes ±1 inputs."""
+    return position != "first" and (precision == "bnn" or (precision == "xnor" and position == "hidden"))
+
+
+def _quant_kwargs(precision, position):
+    """Larq layer arguments for one layer of the network."""
+    if precision == "full" or (precision == "xnor" and position != "hidden"):
+        return {}
+    return {
+        "input_quantizer": "ste_sign" if _binarizes_input(precision, position) else None,
+        "kernel_quantizer": XnorWeightScale() if precision == "xnor" else "ste_sign",
+        "kernel_constraint": "weight_clip",
+        "use_bias": False,
+    }
+
+
+def _dense(x, units, precision, position):
+    return lq.layers.QuantDense(units, **_quant_kwargs(precision, position))(x)
+
+
+def _conv(x, filters, kernel_size, precision, position, strides=1, padding="same"):
+    return lq.layers.QuantConv2D(
+        filters, kernel_size, strides=strides, padding=padding, **_quant_kwargs(precision, position)
+    )(x)
+
+
+def _normalize(x, precision, next_position="hidden"):
+    """BatchNorm, then ReLU unless the next layer binarizes its input (its sign is the activation)."""
+    binary_next = _binarizes_input(precision, next_position)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=not binary_next)(x)
+    return x if binary_next else tf.keras.layers.ReLU()(x)
+
+
+def _logits(x, precision, num_classes):
+    x = _dense(x, num_classes, precision, "last")
+    if precision == "bnn":  # BinaryNet: ±1 products sum to large integers; normalize them.
+        x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False)(x)
+    return x
+
+
+def fcn(x, precision, num_classes, *, depth, width):
+    """MNIST fully connected net: 784-width×depth-classes (FCN1: 6144×4, FCN2: 600×4)."""
+    x = tf.keras.layers.Flatten()(x)
+    for i in range(depth):
+        x = _dense(x, width, precision, "first" if i == 0 else "hidden")
+        x = _normalize(x, precision, "last" if i == depth - 1 else "hidden")
+    return _logits(x, precision, num_classes)
+
+
+def alexnet(x, precision, num_classes, *, inflation=None, fc_units=4096):
+    """CIFAR-10 AlexNet after BinaryNet.pytorch's `alexnet_binary`, adapted to 32×32 inputs.
+
+    BinaryNet's conv widths 64·r, 192·r, 384·r, 256·r, 256 (r = `inflation`, BinaryNet's
+    ratioInfl: 3 for bnn, 1 otherwise) and two `fc_units` FC layers are kept. Adaptation:
+    the ImageNet stem (11×11, stride 4) becomes a 5×5 stride-1 conv, and the three 3×3/2
+    max-pools use "same" padding, so 32×32 maps shrink to 4×4 (4096 features) before the FCs.
+    """
+    r = inflation if inflation is not None else (3 if precision == "bnn" else 1)
+    stages = [(64 * r, 5, True), (192 * r, 5, True), (384 * r, 3, False), (256 * r, 3, False), (256, 3, True)]
+    for i, (filters, kernel_size, pool) in enumerate(stages):
+        x = _conv(x, filters, kernel_size, precision, "first" if i == 0 else "hidden")
+        if pool:
+            x = tf.keras.layers.MaxPool2D(3, 2, padding="same")(x)
+        x = _normalize(x, precision)
+    x = tf.keras.layers.Flatten()(x)
+    for i in range(2):
+        x = _dense(x, fc_units, precision, "hidden")
+        x = _normalize(x, precision, "last" if i == 1 else "hidden")
+    return _logits(x, precision, num_classes)
+
+
+def resnet20(x, precision, num_classes, *, blocks_per_stage=3, filters=(16, 32, 64)):
+    """CIFAR ResNet-20 (He et al. 2016): 3 stages × 3 basic blocks of 16/32/64 filters.
+
+    In bnn/xnor the block convolutions are binarized and the residual stream stays real-valued
+    (each conv binarizes its own input); the 1×1 projection shortcuts stay full precision.
+    """
+    x = _conv(x, filters[0], 3, precision, "first")
+    x = _normalize(x, precision)
+    for stage, width in enumerate(filters):
+        for block in range(blocks_per_stage):
+            strides = 2 if stage > 0 and block == 0 else 1
+            last_block = stage == len(filters) - 1 and block == blocks_per_stage - 1
+            y = _conv(x, width, 3, precision, "hidden", strides=strides)
+            y = _normalize(y, precision)
+            y = _conv(y, width, 3, precision, "hidden")
+            y = tf.keras.layers.BatchNormalization(momentum=0.9)(y)
+            shortcut = x
+            if strides != 1 or x.shape[-1] != width:
+                shortcut = tf.keras.layers.Conv2D(width, 1, strides=strides, use_bias=False)(x)
+                shortcut = tf.keras.layers.BatchNormalization(momentum=0.9)(shortcut)
+            x = tf.keras.layers.Add()([y, shortcut])
+            if not _binarizes_input(precision, "last" if last_block else "hidden"):
+                x = tf.keras.layers.ReLU()(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return _logits(x, precision, num_classes)
+
+
+def alexnet_imagenet(x, precision, num_classes, *, fc_units=4096):
+    """ImageNet AlexNet as in XNOR-Net-PyTorch: 96-256-384-384-256 convs, two FC layers.
+
+    227×227 inputs (55→27→13→6 maps, 9216 features). With precision="xnor" the first conv
+    and the last layer are full precision, as in XNOR-Net. Dropout is left out.
+    """
+    convs = [(96, 11, 4, "valid", True), (256, 5, 1, "same", True), (384, 3, 1, "same", False),
+             (384, 3, 1, "same", False), (256, 3, 1, "same", True)]
+    for i, (filters, kernel_size, strides, padding, pool) in enumerate(convs):
+        x = _conv(x, filters, kernel_size, precision, "first" if i == 0 else "hidden", strides, padding)
+        x = _normalize(x, precision)
+        if pool:
+            x = tf.keras.layers.MaxPool2D(3, 2)(x)
+    x = tf.keras.layers.Flatten()(x)
+    for i in range(2):
+        x = _dense(x, fc_units, precision, "hidden")
+        x = _normalize(x, precision, "last" if i == 1 else "hidden")
+    return _logits(x, precision, num_classes)
+
+
+# name: (builder, fixed keyword defaults, default input shape, default number of classes)
+ARCHITECTURES = {
+    "fcn1": (fcn, {"depth": 4, "width": 6144}, (28, 28, 1), 10),
+    "fcn2": (fcn, {"depth": 4, "width": 600}, (28, 28, 1), 10),
+    "alexnet": (alexnet, {}, (32, 32, 3), 10),
+    "resnet20": (resnet20, {}, (32, 32, 3), 100),
+    "alexnet_imagenet": (alexnet_imagenet, {}, (227, 227, 3), 1000),
+}
+
+
+def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_classes=None, **overrides):
+    """Build `arch` as an uncompiled `tf.keras.Model` named e.g. "fcn1_bnn_2b".
+
+    The first layer is `InputDiscretization(input_bits)`; inputs are float pixels in [0, 1]
+    (or uint8); the output is logits. `overrides` change the builder's keyword arguments
+    (e.g. `width=100, depth=2` for the FCNs, `fc_units=512` for the AlexNets).
+    """
+    ops.check_choice("arch", arch, tuple(ARCHITECTURES))
+    ops.check_choice("precision", precision, PRECISIONS)
+    ops.check_bits(input_bits)
+    builder, defaults, default_shape, default_classes = ARCHITECTURES[arch]
+    allowed = [p.name for p in inspect.signature(builder).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown option(s) {unknown} for arch {arch!r}; valid options are {allowed}.")
+    num_classes = default_classes if num_classes is None else num_classes
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2; got {num_classes!r}.")
+    input_shape = tuple(default_shape if input_shape is None else input_shape)
+
+    inputs = tf.keras.Input(shape=input_shape, name="pixels")
+    x = InputDiscretization(input_bits, name="input_discretization")(inputs)
+    logits = builder(x, precision, num_classes, **{**defaults, **overrides})
+    return tf.keras.Model(inputs, logits, name=f"{arch}_{precision}_{input_bits}b")

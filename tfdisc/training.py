@@ -1,0 +1,73 @@
+"""Adversarial training: a Keras `Model` whose train_step fits R-FGSM examples."""
+
+import tensorflow as tf
+
+from tfdisc import attacks
+
+
+class AdversarialModel(tf.keras.Model):
+    """Wrap `model` so that `fit` trains on a mix of clean and R-FGSM examples.
+
+    Each step replaces the first `adv_ratio` share of the (per-replica) batch by
+    `attacks.random_fgsm(model, x, y, eps, alpha)`, crafted with the model in inference mode and
+    under `tf.stop_gradient`, then takes one ordinary optimizer step on the mixed batch.
+    Logs `adv_loss`/`adv_accuracy` and, when adv_ratio < 1, `clean_loss`/`clean_accuracy` on the
+    two parts of each batch; `evaluate` reports them for clean inputs and for FGSM at `eps`. Labels are int ids, the model's
+    outputs logits. `save` exports the plain underlying model.
+    """
+
+    def __init__(self, model, eps, alpha=None, adv_ratio=0.5, **kwargs):
+        super().__init__(name=kwargs.pop("name", f"adversarial_{model.name}"), **kwargs)
+        alpha = eps / 2 if alpha is None else alpha
+        if not 0 <= alpha <= eps:
+            raise ValueError(f"Need 0 <= alpha <= eps for R-FGSM; got eps={eps}, alpha={alpha}.")
+        if not 0 < adv_ratio <= 1:
+            raise ValueError(f"adv_ratio is the share of each batch made adversarial, in (0, 1]; got {adv_ratio}.")
+        self.model = model
+        self.eps = float(eps)
+        self.alpha = float(alpha)
+        self.adv_ratio = float(adv_ratio)
+        self._parts = {
+            part: (tf.keras.metrics.Mean(name=f"{part}_loss"),
+                   tf.keras.metrics.SparseCategoricalAccuracy(name=f"{part}_accuracy"))
+            for part in (("adv",) if self.adv_ratio == 1 else ("clean", "adv"))
+        }
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=training)
+
+    def _update_part(self, part, y, logits):
+        if part not in self._parts:
+            return
+        loss, accuracy = self._parts[part]
+        loss.update_state(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        accuracy.update_state(y, logits)
+
+    def train_step(self, data):
+        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        n_adv = tf.cast(tf.round(self.adv_ratio * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)
+        x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], y[:n_adv], self.eps, self.alpha))
+        x_mixed = tf.concat([x_adv, tf.cast(x[n_adv:], x_adv.dtype)], axis=0)
+        with tf.GradientTape() as tape:
+            y_pred = self(x_mixed, training=True)
+            loss = self.compute_loss(x_mixed, y, y_pred, sample_weight)
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        self._update_part("adv", y[:n_adv], y_pred[:n_adv])
+        self._update_part("clean", y[n_adv:], y_pred[n_adv:])
+        return self.compute_metrics(x_mixed, y, y_pred, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        self.compute_loss(x, y, y_pred, sample_weight)
+        self._update_part("clean", y, y_pred)
+        x_adv = attacks.fast_gradient_method(self.model, x, y, self.eps)
+        self._update_part("adv", y, self(x_adv, training=False))
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def save(self, *args, **kwargs):
+        """Save the plain underlying model (what users deploy), not this training wrapper."""
+        return self.model.save(*args, **kwargs)
+
+    def get_config(self):
+        return {"eps": self.eps, "alpha": self.alpha, "adv_ratio": self.adv_ratio}
