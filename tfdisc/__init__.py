@@ -22,10 +22,8 @@ def _select_legacy_keras():
         raise ImportError(f"TF_USE_LEGACY_KERAS={flag!r} selects Keras 3. {_LEGACY_KERAS_HELP}")
     import tensorflow as tf
 
-    if not tf.keras.__name__.startswith("tf_keras"):
-        raise ImportError(
-            f"tf.keras is already bound to {tf.keras.__name__} (Keras 3). {_LEGACY_KERAS_HELP}"
-        )
+    if not tf.keras.Model.__module__.startswith("tf_keras"):
+        raise ImportError(f"tf.keras is bound to Keras 3 ({tf.keras.Model.__module__}). {_LEGACY_KERAS_HELP}")
 
 
 _select_legacy_keras()

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import accuracy
+from tfdisc import attacks, models
+
+ATTACKS = {
+    "fgsm": lambda m, x, y, eps: attacks.fast_gradient_method(m, x, y, eps),
+    "rfgsm": lambda m, x, y, eps: attacks.random_fgsm(m, x, y, eps, alpha=eps / 2, seed=1),
+    "pgd": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, y, eps, eps / 4, 5, seed=1),
+}
+
+
+@pytest.fixture
+def small_model():
+    return models.build_model("fcn2", width=16, depth=2)
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 28, 28, 1)).astype(np.float32)
+    x[:, :4] = 0.0  # pixels at the clip bounds must stay inside [0, 1]
+    x[:, -4:] = 1.0
+    return x, rng.integers(0, 10, 16)
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_eps_zero_is_the_identity(name, small_model, batch):
+    x, y = batch
+    np.testing.assert_array_equal(ATTACKS[name](small_model, x, y, 0.0).numpy(), x)
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+@pytest.mark.parametrize("eps", [0.05, 0.3])
+def test_results_stay_in_the_eps_ball_and_clip_range(name, eps, small_model, batch):
+    x, y = batch
+    x_adv = ATTACKS[name](small_model, x, y, eps).numpy()
+    assert np.abs(x_adv - x).max() <= eps + 1e-6
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert np.abs(x_adv - x).max() > 0
+
+
+def test_fgsm_takes_full_eps_steps_and_honours_custom_clip(small_model, batch):
+    x, y = batch
+    x = np.clip(x, 0.2, 0.8)
+    x_adv = attacks.fast_gradient_method(small_model, x, y, 0.1, clip_min=0.15, clip_max=0.85).numpy()
+    assert x_adv.min() >= np.float32(0.15) and x_adv.max() <= np.float32(0.85)
+    assert np.isclose(np.abs(x_adv - x).max(), 0.1, atol=1e-6)
+
+
+def test_attacks_lower_a_trained_models_accuracy(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    clean = accuracy(trained_fcn, x, y)
+    assert clean > 0.85
+    for name, attack in ATTACKS.items():
+        assert accuracy(trained_fcn, attack(trained_fcn, x, y, 0.1), y) < clean - 0.3, name
+    fgsm = accuracy(trained_fcn, ATTACKS["fgsm"](trained_fcn, x, y, 0.1), y)
+    pgd = attacks.projected_gradient_descent(trained_fcn, x, y, 0.1, 0.025, 10, seed=0)
+    assert accuracy(trained_fcn, pgd, y) <= fgsm
+
+
+def test_fgsm_equals_cleverhans(trained_fcn, mnist_small):
+    from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method as cleverhans_fgm
+
+    _, _, x, y = mnist_small
+    for eps in (0.05, 0.2):
+        ours = attacks.fast_gradient_method(trained_fcn, x, y, eps).numpy()
+        theirs = cleverhans_fgm(trained_fcn, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y).numpy()
+        np.testing.assert_array_equal(ours, theirs)
+    untargeted = attacks.fast_gradient_method(trained_fcn, x, None, 0.1).numpy()
+    np.testing.assert_array_equal(
+        untargeted, cleverhans_fgm(trained_fcn, x, 0.1, np.inf, clip_min=0.0, clip_max=1.0).numpy())
+
+
+def test_targeted_fgsm_moves_toward_the_target(trained_fcn, mnist_small):
+    _, _, x, _ = mnist_small
+    target = np.full(len(x), 3)
+    x_adv = attacks.fast_gradient_method(trained_fcn, x, target, 0.15, targeted=True)
+    assert accuracy(trained_fcn, x_adv, target) > accuracy(trained_fcn, x, target) + 0.2
+
+
+def test_changing_eps_never_retraces(small_model, batch):
+    x, y = batch
+    traces = []
+
+    @tf.function
+    def attack(x, y, eps):
+        traces.append(1)
+        return attacks.projected_gradient_descent(small_model, x, y, eps, eps / 4, 3, seed=0)
+
+    for eps in (0.0, 0.1, 0.2, 0.3):
+        attack(x, y, tf.constant(eps))
+    assert len(traces) == 1
+
+
+def test_symbolic_negative_eps_fails_inside_a_graph(small_model, batch):
+    x, y = batch
+    fgsm = tf.function(lambda eps: attacks.fast_gradient_method(small_model, x, y, eps))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="eps must be >= 0"):
+        fgsm(tf.constant(-0.1))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x, y: attacks.fast_gradient_method(m, x, y, -0.1), "eps must be >= 0"),
+    (lambda m, x, y: attacks.random_fgsm(m, x, y, 0.1, 0.2), "alpha must be <= eps"),
+    (lambda m, x, y: attacks.random_fgsm(m, x, y, 0.1, -0.05), "alpha must be >= 0"),
+    (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, -0.01, 5), "eps_iter must be >= 0"),
+    (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, 0.01, 0), "nb_iter must be a positive int"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x.astype(np.int32), y, 0.1), "uint8 0..255 or float"),
+])
+def test_bad_arguments_raise(call, message, small_model, batch):
+    x, y = batch
+    with pytest.raises(ValueError, match=message):
+        call(small_model, x, y)
+
+
+def test_random_fgsm_with_a_seed_is_reproducible(small_model, batch):
+    x, y = batch
+    a = attacks.random_fgsm(small_model, x, y, 0.1, 0.05, seed=3).numpy()
+    b = attacks.random_fgsm(small_model, x, y, 0.1, 0.05, seed=3).numpy()
+    np.testing.assert_array_equal(a, b)

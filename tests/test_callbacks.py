@@ -1,0 +1,51 @@
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdisc import evaluation, models
+from tfdisc.callbacks import EpsilonSweep
+from tfdisc.training import AdversarialModel
+
+EPS = [0.0, 0.1, 0.3]
+KEYS = ["sweep/fgsm/eps=0", "sweep/fgsm/eps=0.1", "sweep/fgsm/eps=0.3"]
+
+
+def _model(adversarial=False):
+    model = models.build_model("fcn2", width=32, depth=2)
+    if adversarial:
+        model = AdversarialModel(model, eps=0.1)
+    model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("adversarial", [False, True])
+def test_sweep_goes_into_history_csv_and_json(tmp_path, mnist_small, adversarial):
+    x, y, x_test, y_test = mnist_small
+    model = _model(adversarial)
+    sweep = EpsilonSweep((x_test, y_test), EPS, every_n_epochs=2, path=str(tmp_path / "sweep.json"))
+    history = model.fit(x[:1000], y[:1000], batch_size=100, epochs=3, verbose=0,
+                        callbacks=[sweep, tf.keras.callbacks.CSVLogger(str(tmp_path / "history.csv"))])
+    for key in KEYS:
+        values = history.history[key]
+        assert math.isnan(values[0]) and not math.isnan(values[1]) and not math.isnan(values[2])
+    with open(tmp_path / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(rows[2][k]) for k in KEYS] == pytest.approx([history.history[k][2] for k in KEYS])
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert saved["epoch"] == 3 and saved["attack"] == "fgsm" and saved["eps"] == EPS
+    plain = getattr(model, "model", model)
+    assert saved["accuracy"] == pytest.approx(evaluation.sweep(plain, (x_test, y_test), EPS)["accuracy"])
+    assert saved["accuracy"][0] == pytest.approx(history.history[KEYS[0]][2])
+
+
+def test_bad_arguments_raise(mnist_small):
+    _, _, x, y = mnist_small
+    with pytest.raises(ValueError, match="every_n_epochs must be a positive int"):
+        EpsilonSweep((x, y), EPS, every_n_epochs=0)
+    with pytest.raises(ValueError, match=r"eps values must lie in \[0, 1\]"):
+        EpsilonSweep((x, y), [-1.0])

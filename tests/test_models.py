@@ -1,0 +1,109 @@
+import io
+import contextlib
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdisc import models
+from tfdisc.layers import InputDiscretization, XnorWeightScale
+
+
+def _sign(x):
+    return np.where(x >= 0, 1.0, -1.0)  # Larq's sign: sign(0) = +1
+
+
+@pytest.mark.parametrize("precision", models.PRECISIONS)
+@pytest.mark.parametrize("arch", list(models.ARCHITECTURES))
+def test_every_arch_and_precision_builds_outputs_logits_and_trains_one_step(arch, precision):
+    model = models.build_model(arch, precision=precision, input_bits=2)
+    _, _, input_shape, num_classes = models.ARCHITECTURES[arch]
+    assert model.name == f"{arch}_{precision}_2b"
+    assert isinstance(model.layers[1], InputDiscretization) and model.layers[1].bits == 2
+    assert model.output_shape == (None, num_classes)
+    assert "softmax" not in model.layers[-1].name
+
+    x = np.random.default_rng(0).random((2, *input_shape)).astype(np.float32)
+    y = np.array([0, 1])
+    model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.numpy() for w in model.trainable_weights]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+    logits = model(x, training=False).numpy()
+    assert logits.shape == (2, num_classes) and np.isfinite(logits).all()
+
+
+def _quant_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, (lq.layers.QuantDense, lq.layers.QuantConv2D))]
+
+
+def test_bnn_hidden_layers_compute_with_plus_minus_one_weights_and_activations():
+    model = models.build_model("fcn2", precision="bnn", width=32)
+    first, hidden = _quant_layers(model)[:2]
+    assert first.input_quantizer is None  # the first layer sees the discretized pixels
+    x = np.random.default_rng(0).normal(size=(5, 32)).astype(np.float32)
+    latent = tf.identity(hidden.kernel)
+    kernel = hidden.kernel_quantizer(latent).numpy()
+    assert set(np.unique(kernel)) <= {-1.0, 1.0}
+    np.testing.assert_allclose(hidden(x).numpy(), _sign(x) @ _sign(latent.numpy()), rtol=1e-6)
+
+
+def test_xnor_keeps_first_and_last_layers_full_precision_and_scales_hidden_kernels():
+    layers = _quant_layers(models.build_model("fcn2", precision="xnor", width=32))
+    assert layers[0].kernel_quantizer is None and layers[-1].kernel_quantizer is None
+    hidden = layers[1]
+    assert isinstance(hidden.kernel_quantizer, XnorWeightScale)
+    kernel = tf.identity(hidden.kernel).numpy()
+    x = np.random.default_rng(0).normal(size=(5, 32)).astype(np.float32)
+    expected = (_sign(x) @ _sign(kernel)) * np.abs(kernel).mean(axis=0)
+    np.testing.assert_allclose(hidden(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def _binarized_mac_share(model):
+    profile = lq.models.ModelProfile(model)
+    return profile.op_count("mac", 1) / profile.op_count("mac")
+
+
+def test_summary_reports_the_expected_share_of_binarized_macs():
+    width, depth = 600, 4
+    # FCN2-BNN: the first layer has ±1 kernels but real inputs, so its MACs are 32-bit.
+    hidden_and_last = (depth - 1) * width * width + width * 10
+    expected = hidden_and_last / (784 * width + hidden_and_last)
+    assert _binarized_mac_share(models.build_model("fcn2", precision="bnn")) == pytest.approx(expected)
+    xnor = (depth - 1) * width * width / (784 * width + (depth - 1) * width * width + width * 10)
+    assert _binarized_mac_share(models.build_model("fcn2", precision="xnor")) == pytest.approx(xnor)
+    assert _binarized_mac_share(models.build_model("fcn1", precision="bnn")) > 0.95
+    assert _binarized_mac_share(models.build_model("alexnet", precision="bnn")) > 0.98
+    assert _binarized_mac_share(models.build_model("fcn2", precision="full")) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        lq.models.summary(models.build_model("fcn2", precision="bnn"))
+    assert "Ratio of MACs that are binarized" in out.getvalue()
+
+
+def test_bnn_alexnet_is_inflated_three_times():
+    def conv_widths(precision):
+        return [layer.filters for layer in _quant_layers(models.build_model("alexnet", precision=precision))
+                if isinstance(layer, lq.layers.QuantConv2D)]
+
+    assert conv_widths("full") == [64, 192, 384, 256, 256]
+    assert conv_widths("bnn") == [192, 576, 1152, 768, 256]
+
+
+def test_overrides_change_the_architecture():
+    model = models.build_model("fcn1", width=10, depth=2, input_shape=(8, 8, 1), num_classes=3)
+    assert [layer.units for layer in _quant_layers(model)] == [10, 10, 3]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"arch": "vgg16"}, "Unknown arch 'vgg16'; valid values are 'fcn1', 'fcn2'"),
+    ({"arch": "fcn2", "precision": "ternary"}, "'full', 'bnn', 'xnor'"),
+    ({"arch": "fcn2", "input_bits": 9}, r"1\.\.8"),
+    ({"arch": "fcn2", "filters": 3}, r"Unknown option\(s\) \['filters'\] for arch 'fcn2'; valid options are \['depth', 'width'\]"),
+    ({"arch": "fcn2", "num_classes": 1}, "num_classes must be an int >= 2"),
+])
+def test_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.build_model(**kwargs)
