@@ -17,7 +17,7 @@ def test_sweep_equals_per_eps_fgsm_accuracy(trained_fcn, mnist_small):
     assert result["eps"] == EPS and result["attack"] == "fgsm" and result["gradient"] == "identity"
     assert result["examples"] == len(x)
     np.testing.assert_allclose(result["accuracy"], expected, atol=1e-9)
-    assert result["accuracy"][0] == pytest.approx(accuracy(trained_fcn, x, y))
+    assert result["accuracy"][0] == pytest.approx(accuracy(trained_fcn, x, y)) == result["clean_accuracy"]
     assert all(a >= b for a, b in zip(result["accuracy"], result["accuracy"][1:]))
 
 

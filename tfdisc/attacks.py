@@ -43,8 +43,8 @@ def _labels(model_fn, x, y):
     return tf.convert_to_tensor(y)
 
 
-def loss_gradient(model_fn, x, y):
-    """Gradient w.r.t. `x` of the summed softmax cross-entropy of `model_fn(x)` against `y`.
+def logits_and_gradient(model_fn, x, y):
+    """Logits at `x` and the gradient w.r.t. `x` of their summed softmax cross-entropy against `y`.
 
     Summing (not averaging) keeps each example's gradient independent of the batch size.
     """
@@ -54,7 +54,12 @@ def loss_gradient(model_fn, x, y):
         logits = logits_of(model_fn, x)
         loss = tf.reduce_sum(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int64), logits=logits))
-    return tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return logits, tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+
+def loss_gradient(model_fn, x, y):
+    """Gradient w.r.t. `x` of the summed softmax cross-entropy of `model_fn(x)` against `y`."""
+    return logits_and_gradient(model_fn, x, y)[1]
 
 
 def fast_gradient_method(model_fn, x, y, eps, clip_min=0.0, clip_max=1.0, targeted=False):
@@ -72,6 +77,7 @@ def random_fgsm(model_fn, x, y, eps, alpha, clip_min=0.0, clip_max=1.0, seed=Non
     """R-FGSM (Tramèr et al. 2018): a random α-step, then an (eps − α) gradient-sign step.
 
     x' = clip(x + α·sign(N(0, I))),  x_adv = clip(x' + (eps − α)·sign(∇x' L(x', y))).
+    `seed`: None (global seed), an int (the same noise every call) or a `tf.random.Generator`.
     """
     eps = _check_non_negative("eps", eps)
     alpha = _check_non_negative("alpha", alpha)
@@ -113,6 +119,8 @@ def projected_gradient_descent(model_fn, x, y, eps, eps_iter, nb_iter, rand_init
 
 
 def _normal(shape, seed):
+    if isinstance(seed, tf.random.Generator):
+        return seed.normal(shape)
     if seed is None:
         return tf.random.normal(shape)
     return tf.random.stateless_normal(shape, seed=[seed, 0])

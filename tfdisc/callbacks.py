@@ -41,3 +41,33 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         logs.update(zip(self.keys, result["accuracy"]))
         if self.path:
             io.write_json_atomic(self.path, {"epoch": epoch + 1, **result})
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """Checkpoint model and optimizer after every epoch into `directory`, keeping the last `max_to_keep`.
+
+    Call `restore()` after `compile` and before `fit`: it returns the number of epochs already
+    done (0 for a fresh run); pass it to `fit(initial_epoch=...)`.
+    """
+
+    def __init__(self, directory, max_to_keep=2):
+        super().__init__()
+        self.directory = directory
+        self.max_to_keep = max_to_keep
+        self._manager = None
+
+    def _manager_for(self, model):
+        if self._manager is None:
+            checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+            self._manager = tf.train.CheckpointManager(checkpoint, self.directory, self.max_to_keep)
+        return self._manager
+
+    def restore(self, model):
+        manager = self._manager_for(model)
+        if manager.latest_checkpoint is None:
+            return 0
+        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        return int(manager.latest_checkpoint.rsplit("-", 1)[1])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._manager_for(self.model).save(checkpoint_number=epoch + 1)

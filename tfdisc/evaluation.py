@@ -66,7 +66,8 @@ class FgsmSweep:
 
     def _counts(self, x, y, eps):
         y = tf.cast(y, tf.int64)
-        gradient = attacks.loss_gradient(self.model, x, y)
+        logits, gradient = attacks.logits_and_gradient(self.model, x, y)
+        clean = tf.reduce_sum(tf.cast(tf.argmax(logits, axis=-1) == y, tf.int32))
         direction = tf.sign(gradient)
         flat = tf.reshape(tf.abs(gradient), [tf.shape(x)[0], -1])
         zero_gradient = tf.reduce_sum(tf.cast(tf.reduce_max(flat, axis=1) == 0, tf.int32))
@@ -77,18 +78,19 @@ class FgsmSweep:
             return tf.reduce_sum(tf.cast(predictions == y, tf.int32))
 
         correct = tf.map_fn(correct_at, eps, fn_output_signature=tf.int32)
-        return correct, zero_gradient
+        return clean, correct, zero_gradient
 
     def __call__(self, data, eps_values, verbose=0):
-        """Return {"attack", "gradient", "eps", "accuracy", "examples"} over all batches of `data`."""
+        """Return {"attack", "gradient", "eps", "accuracy", "clean_accuracy", "examples", ...} over `data`."""
         eps = _check_eps_values(eps_values)
         data = as_dataset(data)
         eps_tensor = tf.constant(eps, tf.float32)
         correct = np.zeros(len(eps), np.int64)
-        examples = zero_gradient = 0
+        examples = clean = zero_gradient = 0
         progress = tf.keras.utils.Progbar(data.cardinality().numpy(), unit_name="batch") if verbose else None
         for x, y in data:
-            batch_correct, batch_zero = self._batch_counts(tf.cast(x, tf.float32), y, eps_tensor)
+            batch_clean, batch_correct, batch_zero = self._batch_counts(tf.cast(x, tf.float32), y, eps_tensor)
+            clean += int(batch_clean)
             correct += batch_correct.numpy()
             zero_gradient += int(batch_zero)
             examples += int(tf.shape(x)[0])
@@ -105,6 +107,7 @@ class FgsmSweep:
             "gradient": discretization_gradient(self.model),
             "eps": eps,
             "accuracy": (correct / examples).tolist(),
+            "clean_accuracy": clean / examples,
             "examples": examples,
             "zero_gradient_examples": zero_gradient,
         }

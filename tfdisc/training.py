@@ -16,7 +16,7 @@ class AdversarialModel(tf.keras.Model):
     outputs logits. `save` exports the plain underlying model.
     """
 
-    def __init__(self, model, eps, alpha=None, adv_ratio=0.5, **kwargs):
+    def __init__(self, model, eps, alpha=None, adv_ratio=0.5, seed=None, **kwargs):
         super().__init__(name=kwargs.pop("name", f"adversarial_{model.name}"), **kwargs)
         alpha = eps / 2 if alpha is None else alpha
         if not 0 <= alpha <= eps:
@@ -27,6 +27,10 @@ class AdversarialModel(tf.keras.Model):
         self.eps = float(eps)
         self.alpha = float(alpha)
         self.adv_ratio = float(adv_ratio)
+        self.seed = seed
+        # A tracked generator: checkpoints hold its state, so a resumed run draws the same noise.
+        self.noise = (tf.random.Generator.from_seed(seed) if seed is not None
+                      else tf.random.Generator.from_non_deterministic_state())
         self._parts = {
             part: (tf.keras.metrics.Mean(name=f"{part}_loss"),
                    tf.keras.metrics.SparseCategoricalAccuracy(name=f"{part}_accuracy"))
@@ -46,7 +50,8 @@ class AdversarialModel(tf.keras.Model):
     def train_step(self, data):
         x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
         n_adv = tf.cast(tf.round(self.adv_ratio * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)
-        x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], y[:n_adv], self.eps, self.alpha))
+        x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], y[:n_adv], self.eps, self.alpha,
+                                                        seed=self.noise))
         x_mixed = tf.concat([x_adv, tf.cast(x[n_adv:], x_adv.dtype)], axis=0)
         with tf.GradientTape() as tape:
             y_pred = self(x_mixed, training=True)
@@ -70,4 +75,4 @@ class AdversarialModel(tf.keras.Model):
         return self.model.save(*args, **kwargs)
 
     def get_config(self):
-        return {"eps": self.eps, "alpha": self.alpha, "adv_ratio": self.adv_ratio}
+        return {"eps": self.eps, "alpha": self.alpha, "adv_ratio": self.adv_ratio, "seed": self.seed}

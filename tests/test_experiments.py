@@ -1,0 +1,115 @@
+"""The experiment scripts end to end: mock TFDS data for every data set, real MNIST, resume, bad flags."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import flags
+from absl.testing import flagsaver
+
+from conftest import DATA_DIR, accuracy
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))
+
+import cifar10  # noqa: E402
+import cifar100  # noqa: E402
+import common  # noqa: E402
+import fashion_mnist  # noqa: E402
+import imagenet  # noqa: E402
+import mnist  # noqa: E402
+
+SCRIPTS = {"mnist": mnist, "fashion_mnist": fashion_mnist, "cifar10": cifar10, "cifar100": cifar100,
+           "imagenet": imagenet}
+RESULT_KEYS = {"dataset", "arch", "precision", "input_bits", "adv_train", "clean_accuracy", "test_examples",
+               "sweep", "train_seconds", "versions"}
+
+
+def run_script(script, **overrides):
+    """Run `script`'s experiment in-process with `overrides` on top of its defaults; return results.json."""
+    common.define_flags(**script.DEFAULTS)
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["test"])
+    with flagsaver.flagsaver(**overrides):
+        common.run()
+        run_dir = Path(flags.FLAGS.output_dir) / common.run_name()
+    return json.loads((run_dir / "results.json").read_text()), run_dir
+
+
+@pytest.mark.parametrize("name, precision", [("mnist", "bnn"), ("fashion_mnist", "full"), ("cifar10", "bnn"),
+                                             ("cifar100", "xnor"), ("imagenet", "xnor")])
+def test_every_script_runs_one_epoch_on_mock_data(tmp_path, name, precision):
+    with tfds.testing.mock_data(num_examples=8):
+        results, run_dir = run_script(
+            SCRIPTS[name], precision=precision, epochs=1, batch_size=4, input_bits=2, adv_train=True,
+            train_examples=8, test_examples=8,
+            data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "runs"), sweep_eps="0,8/255", export=False)
+    assert results["dataset"] == SCRIPTS[name].DEFAULTS["dataset"] and results["precision"] == precision
+    assert results["test_examples"] == 8 and len(results["sweep"]["accuracy"]) == 2
+    for file in ("config.json", "history.csv", "accuracy_vs_eps.png", "model_summary.txt"):
+        assert (run_dir / file).is_file(), file
+    assert (run_dir / "tensorboard").is_dir() and (run_dir / "checkpoints").is_dir()
+
+
+def test_fcn2_on_real_mnist_with_2bit_inputs(tmp_path):
+    results, run_dir = run_script(mnist, arch="fcn2", input_bits=2, epochs=1, data_dir=str(DATA_DIR),
+                                  output_dir=str(tmp_path), sweep_every=0)
+    assert RESULT_KEYS <= set(results)
+    assert results["sweep"]["attack"] == "fgsm" and results["sweep"]["gradient"] == "identity"
+    assert results["sweep"]["eps"] == pytest.approx([0.05 * i for i in range(11)])
+    assert results["test_examples"] == 10000
+    assert results["clean_accuracy"] >= 0.95
+    sweep = results["sweep"]["accuracy"]
+    assert sweep[0] == pytest.approx(results["clean_accuracy"])
+    assert all(later <= earlier + 0.005 for earlier, later in zip(sweep, sweep[1:]))
+
+    reloaded = tf.keras.models.load_model(str(run_dir / "saved_model"))
+    with np.load(DATA_DIR / "mnist.npz") as data:
+        x, y = (data["x_test"][..., None] / 255.0).astype(np.float32), data["y_test"]
+    assert accuracy(reloaded, x, y) == pytest.approx(results["clean_accuracy"], abs=1e-4)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["flags"]["input_bits"] == 2 and "tensorflow" in config["versions"]
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    common_flags = dict(arch="fcn2", adv_train=True, train_examples=2000, test_examples=500, batch_size=100,
+                        data_dir=str(DATA_DIR), output_dir=str(tmp_path), export=False, sweep_eps="0,0.1,0.2")
+    straight, _ = run_script(mnist, epochs=2, run_name="straight", **common_flags)
+    first, run_dir = run_script(mnist, epochs=1, run_name="resumed", **common_flags)
+    resumed, _ = run_script(mnist, epochs=2, run_name="resumed", resume=True, **common_flags)
+    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["clean_accuracy"] == straight["clean_accuracy"] != first["clean_accuracy"]
+    assert resumed["sweep"]["accuracy"] == straight["sweep"]["accuracy"]
+    with open(run_dir / "history.csv") as f:
+        assert [line.split(",")[0] for line in f.read().splitlines()] == ["epoch", "0", "1"]
+
+
+def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
+    overrides = dict(arch="fcn2", epochs=1, train_examples=200, test_examples=100, data_dir=str(DATA_DIR),
+                     output_dir=str(tmp_path), export=False, run_name="once")
+    run_script(mnist, **overrides)
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        run_script(mnist, **overrides)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input_bits=9"], "--input_bits=9: 9 is not an integer in the range [1, 8]"),
+    (["--arch=vgg16"], "value should be one of <fcn1|fcn2|alexnet|resnet20|alexnet_imagenet>"),
+    (["--sweep_eps=0,-0.1"], "eps -0.1 is outside [0, 1]"),
+    (["--adv_eps=-0.1"], "--adv_eps=-0.1: -0.1 is not a number in the range [0, 1]"),
+    (["--bnn", "--xnor"], "--bnn and --xnor exclude each other"),
+    (["--data_dir=/nonexistent", "--nodownload"], "error: Could not find mnist. Looked in: /nonexistent/mnist.npz"),
+])
+def test_bad_flags_exit_with_one_clear_line(tmp_path, args, message):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "mnist.py"), "--epochs=1", f"--output_dir={tmp_path}",
+                             *args], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,220 @@
+"""One `load(...)` for every data set: tf.data of (float32 images in [0, 1], int64 labels).
+
+Sources, in order: `<data_dir>/<name>.npz` in Keras layout (x_train, y_train, x_test, y_test,
+uint8); a folder of MNIST-style idx `.gz` files (`data_dir`, `data_dir/<name>`, and Debian's
+`/usr/share/datasets/fashion-mnist` for fashion_mnist); otherwise TensorFlow Datasets with
+`data_dir` (ImageNet from its manual download folder `<data_dir>/downloads/manual`).
+`data_dir` defaults to the environment variable TFDISC_DATA_DIR.
+"""
+
+import dataclasses
+import gzip
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    image_shape: tuple
+    num_classes: int
+    idx_dirs: tuple = ()
+    in_memory: bool = True  # small enough to hold as arrays (exact, resumable shuffling)
+    tfds_splits: tuple = ("train", "test")
+
+
+DATASETS = {
+    "mnist": DatasetInfo((28, 28, 1), 10),
+    "fashion_mnist": DatasetInfo((28, 28, 1), 10, idx_dirs=("/usr/share/datasets/fashion-mnist",)),
+    "cifar10": DatasetInfo((32, 32, 3), 10),
+    "cifar100": DatasetInfo((32, 32, 3), 100),
+    "imagenet2012": DatasetInfo((227, 227, 3), 1000, in_memory=False, tfds_splits=("train", "validation")),
+}
+
+_IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+              "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data set is in none of the places `load` looks; the message says how to provide it."""
+
+
+def _check_request(name, split):
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; valid values are {', '.join(map(repr, DATASETS))}.")
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; valid values are 'train', 'test'.")
+
+
+def _data_dir(data_dir):
+    return data_dir if data_dir is not None else os.environ.get("TFDISC_DATA_DIR")
+
+
+def _read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if data[2] != 0x08:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes; expected MNIST's distribution format.")
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _from_npz(path, split):
+    with np.load(path, allow_pickle=False) as archive:
+        keys = {f"x_{split}", f"y_{split}"}
+        if not keys <= set(archive.files):
+            raise ValueError(f"{path} lacks {sorted(keys - set(archive.files))}; "
+                             "expected Keras layout with x_train, y_train, x_test, y_test.")
+        return archive[f"x_{split}"], archive[f"y_{split}"]
+
+
+def _candidates(name, data_dir):
+    """(kind, path) pairs in the order they are tried."""
+    places = []
+    if data_dir:
+        places.append(("npz", os.path.join(data_dir, f"{name}.npz")))
+        places += [("idx", data_dir), ("idx", os.path.join(data_dir, name))]
+    places += [("idx", d) for d in DATASETS[name].idx_dirs]
+    return places
+
+
+def _from_tfds(name, split, data_dir, download):
+    import tensorflow_datasets as tfds
+
+    tfds_split = DATASETS[name].tfds_splits[SPLITS.index(split)]
+    kwargs = {}
+    if name == "imagenet2012" and data_dir:
+        kwargs["download_and_prepare_kwargs"] = {
+            "download_config": tfds.download.DownloadConfig(manual_dir=os.path.join(data_dir, "downloads", "manual"))}
+    try:
+        return tfds.load(name, split=tfds_split, data_dir=data_dir, as_supervised=True, download=download, **kwargs)
+    except Exception as error:  # TFDS raises many kinds: missing files, no network, manual download needed
+        return error
+
+
+def _validate(name, split, x, y, source):
+    info = DATASETS[name]
+    if x.ndim == 3 and info.image_shape[-1] == 1:
+        x = x[..., None]
+    if x.dtype != np.uint8:
+        raise ValueError(f"{source}: {name} {split} images must be uint8 0..255; got {x.dtype}.")
+    if x.shape[1:] != info.image_shape:
+        raise ValueError(f"{source}: {name} images must be {info.image_shape}; got {x.shape[1:]}.")
+    y = np.asarray(y).reshape(-1)
+    if len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{source}: need one int label per image; got {len(y)} {y.dtype} labels for {len(x)} images.")
+    if len(y) and (y.min() < 0 or y.max() >= info.num_classes):
+        raise ValueError(f"{source}: labels must lie in 0..{info.num_classes - 1}; got {y.min()}..{y.max()}.")
+    return x, y.astype(np.int64)
+
+
+def load_arrays(name, split, *, data_dir=None, examples=None, download=True):
+    """One split as (uint8 images NHWC, int64 labels) numpy arrays, from the first source that has it.
+
+    `examples` keeps a fixed random subset (seed 0) in original order: unbiased even for files
+    sorted by class.
+    """
+    _check_request(name, split)
+    if not DATASETS[name].in_memory:
+        raise ValueError(f"{name} is too large to hold in memory; use tfdisc.datasets.load.")
+    x, y = _read_split(name, split, _data_dir(data_dir), download)
+    keep = _subset(len(x), examples)
+    return x[keep], y[keep]
+
+
+def _read_split(name, split, data_dir, download):
+    for kind, path in _candidates(name, data_dir):
+        if kind == "npz" and os.path.isfile(path):
+            return _validate(name, split, *_from_npz(path, split), source=path)
+        files = [os.path.join(path, f) for f in _IDX_FILES[split]]
+        if kind == "idx" and all(os.path.isfile(f) for f in files):
+            return _validate(name, split, _read_idx(files[0]), _read_idx(files[1]), source=path)
+    dataset = _from_tfds(name, split, data_dir, download)
+    if isinstance(dataset, Exception):
+        raise _not_found(name, data_dir, dataset)
+    images, labels = zip(*dataset.as_numpy_iterator())
+    return _validate(name, split, np.stack(images), np.array(labels), source=f"TFDS {name}")
+
+
+def _not_found(name, data_dir, error):
+    looked = [path for _, path in _candidates(name, data_dir)] + [f"TFDS {name} in {data_dir or '~/tensorflow_datasets'}"]
+    hint = (f"put {name}.npz (Keras layout, uint8) in a folder and pass --data_dir=FOLDER or set TFDISC_DATA_DIR, "
+            "or let TFDS download it (needs internet)")
+    if name == "imagenet2012":
+        hint = "place ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in <data_dir>/downloads/manual (TFDS manual download)"
+    first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return DataNotFoundError(f"Could not find {name}. Looked in: {'; '.join(looked)}. To fix: {hint}. "
+                             f"(TFDS said: {first_line})")
+
+
+def _subset(n, examples):
+    """Indices of `examples` of n items: all in order, else a fixed random subset (unbiased for class-sorted files)."""
+    if examples is None or examples >= n:
+        return np.arange(n)
+    if examples < 1:
+        raise ValueError(f"examples must be a positive int; got {examples}.")
+    return np.sort(np.random.default_rng(0).permutation(n)[:examples])
+
+
+def steps_per_epoch(examples, batch_size):
+    return math.ceil(examples / batch_size)
+
+
+def _to_float(images, labels):
+    return tf.cast(images, tf.float32) / 255.0, labels
+
+
+def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
+    """tf.data of (float32 in [0, 1], int64) batches over uint8 arrays, prefetched.
+
+    Without `shuffle_seed`: one pass in order, cached. With it: endless epochs from
+    `first_epoch`, epoch e a permutation seeded by (shuffle_seed, e), so a resumed run sees the
+    very batches an uninterrupted one would; give `fit` `steps_per_epoch(len(x), batch_size)`.
+    """
+    if shuffle_seed is None:
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        return dataset.map(_to_float, tf.data.AUTOTUNE).cache().prefetch(tf.data.AUTOTUNE)
+    images, labels = tf.constant(x), tf.constant(y)
+    seed = tf.constant(shuffle_seed, tf.int64)
+
+    def epoch(e):
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(x)), seed=tf.stack([seed, e]))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        return batches.map(lambda i: _to_float(tf.gather(images, i), tf.gather(labels, i)), tf.data.AUTOTUNE)
+
+    return tf.data.Dataset.counter(first_epoch, dtype=tf.int64).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def load(name, split, *, data_dir=None, batch_size=128, examples=None, shuffle_seed=None, first_epoch=0,
+         download=True):
+    """Batched, cached, prefetched tf.data of (float32 images in [0, 1], int64 labels).
+
+    Names: mnist, fashion_mnist, cifar10, cifar100, imagenet2012; splits: train, test (ImageNet's
+    validation set). See `pipeline` for `shuffle_seed` (endless, epoch-seeded shuffling).
+    ImageNet streams from TFDS, resized to 227×227 and shuffled through a buffer.
+    """
+    _check_request(name, split)
+    if not DATASETS[name].in_memory:
+        return _load_streaming(name, split, _data_dir(data_dir), batch_size, examples, shuffle_seed, download)
+    x, y = load_arrays(name, split, data_dir=data_dir, examples=examples, download=download)
+    return pipeline(x, y, batch_size, shuffle_seed, first_epoch)
+
+
+def _load_streaming(name, split, data_dir, batch_size, examples, shuffle_seed, download):
+    """ImageNet-sized data from TFDS, resized to the model's input; buffer-shuffled, so not batch-exact on resume."""
+    dataset = _from_tfds(name, split, data_dir, download)
+    if isinstance(dataset, Exception):
+        raise _not_found(name, data_dir, dataset)
+    size = DATASETS[name].image_shape[:2]
+    if examples is not None:
+        dataset = dataset.take(examples)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(10_000, seed=shuffle_seed)
+    dataset = dataset.map(lambda image, label: (tf.image.resize(tf.cast(image, tf.float32), size) / 255.0, label),
+                          tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
