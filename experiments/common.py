@@ -15,6 +15,7 @@ import larq as lq
 import tensorflow as tf
 
 from tfdisc import callbacks, datasets, evaluation, io, models, plotting
+from tfdisc.layers import InputDiscretization
 from tfdisc.training import AdversarialModel
 
 FLAGS = flags.FLAGS
@@ -93,6 +94,17 @@ def define_flags(dataset, *, arch, sweep_eps, adv_eps, adv_alpha, batch_size, le
     flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multi_worker"],
                       "tf.distribute strategy: mirrored (all local GPUs, or --cpu_devices CPUs) or multi_worker (TF_CONFIG).")
     flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices (test tf.distribute without GPUs).", lower_bound=1)
+    flags.DEFINE_list("attacks", ["fgsm"], f"Attacks of the robustness report, any of {list(evaluation.ATTACKS)}; "
+                      "transfer needs --surrogate.")
+    flags.DEFINE_integer("pgd_steps", 20, "PGD steps (step size 2.5·ε/steps, random start).", lower_bound=1)
+    flags.DEFINE_integer("pgd_restarts", 1, "PGD restarts (per-example best).", lower_bound=1)
+    flags.DEFINE_integer("square_queries", 1000, "Square Attack query budget per example.", lower_bound=1)
+    flags.DEFINE_string("surrogate", None, "Run directory or SavedModel of the transfer attack's surrogate model.")
+    flags.DEFINE_enum("gradient", "identity", ["identity", "zero"],
+                      "How the input discretization passes gradients during evaluation: identity (BPDA) or zero "
+                      "(its true derivative, which masks gradients; for demonstration).")
+    flags.DEFINE_integer("attack_examples", None, "Run the robustness report on a fixed subset of this many test "
+                         "examples (PGD and Square are costly).", lower_bound=1)
     flags.DEFINE_integer("train_examples", None, "Train on a fixed subset of this many examples (short runs).", lower_bound=1)
     flags.DEFINE_integer("test_examples", None, "Evaluate on a fixed subset of this many test examples.", lower_bound=1)
 
@@ -103,6 +115,11 @@ def define_flags(dataset, *, arch, sweep_eps, adv_eps, adv_alpha, batch_size, le
         ["adv_eps", "adv_alpha"], lambda f: f["adv_alpha"] <= f["adv_eps"],
         "--adv_alpha must be <= --adv_eps (the random step spends part of the budget).")
     flags.register_validator("adv_ratio", lambda r: r > 0, "--adv_ratio must be in (0, 1].")
+    flags.register_validator("attacks", lambda a: bool(a) and set(a) <= set(evaluation.ATTACKS),
+                             f"--attacks must be a comma list of {', '.join(evaluation.ATTACKS)}.")
+    flags.register_multi_flags_validator(
+        ["attacks", "surrogate"], lambda f: "transfer" not in f["attacks"] or bool(f["surrogate"]),
+        "--attacks=transfer needs --surrogate=<run dir or SavedModel> (e.g. a full-precision 8-bit run).")
     _FLAG_NAMES.extend(sorted(set(FLAGS) - before))
 
 
@@ -157,7 +174,7 @@ def _is_chief(strategy):
 
 
 def _load_data(first_epoch):
-    """(train dataset from `first_epoch`, steps per epoch or None, test dataset) for the current flags."""
+    """(train dataset from `first_epoch`, steps per epoch or None, test dataset, robustness-report dataset)."""
     name, batch = FLAGS.dataset, FLAGS.batch_size
     common = {"data_dir": FLAGS.data_dir, "download": FLAGS.download}
     if datasets.DATASETS[name].in_memory:
@@ -165,10 +182,22 @@ def _load_data(first_epoch):
         x_test, y_test = datasets.load_arrays(name, "test", examples=FLAGS.test_examples, **common)
         logging.info("%s: %d training and %d test examples", name, len(x_train), len(x_test))
         train = datasets.pipeline(x_train, y_train, batch, shuffle_seed=FLAGS.seed, first_epoch=first_epoch)
-        return train, datasets.steps_per_epoch(len(x_train), batch), datasets.pipeline(x_test, y_test, batch)
+        keep = datasets.subset(len(x_test), FLAGS.attack_examples)
+        return (train, datasets.steps_per_epoch(len(x_train), batch), datasets.pipeline(x_test, y_test, batch),
+                datasets.pipeline(x_test[keep], y_test[keep], batch))
     train = datasets.load(name, "train", batch_size=batch, examples=FLAGS.train_examples, shuffle_seed=FLAGS.seed, **common)
     test = datasets.load(name, "test", batch_size=batch, examples=FLAGS.test_examples, **common)
-    return train, None, test
+    attack_test = test.unbatch().take(FLAGS.attack_examples or -1).batch(batch)
+    return train, None, test, attack_test
+
+
+def load_model(path):
+    """A SavedModel, or the `saved_model/` of a run directory, for use as a surrogate."""
+    candidate = os.path.join(path, "saved_model")
+    path = candidate if os.path.isdir(candidate) else path
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"--surrogate: no SavedModel at {path}; give a run directory with saved_model/ or a SavedModel.")
+    return tf.keras.models.load_model(path, compile=False)
 
 
 def _build(strategy):
@@ -197,14 +226,19 @@ def _write_summary(model, path):
 
 
 def _print_table(results, run_dir):
-    sweep = results["sweep"]
+    sweep, attacks = results["sweep"], results["attacks"]
     print(f"\n{results['dataset']} {results['arch']} {results['precision']} {results['input_bits']}-bit input"
           f"{' adversarially trained' if results['adv_train'] else ''}  ->  {run_dir}")
     print(f"clean accuracy {results['clean_accuracy']:.4f} on {results['test_examples']} test examples; "
-          f"train {results['train_seconds']:.0f} s")
-    print(f"{'eps':>10}  FGSM accuracy ({sweep['gradient']} gradient through the discretization)")
-    for eps, accuracy in zip(sweep["eps"], sweep["accuracy"]):
-        print(f"{eps:10.4f}  {accuracy:.4f}")
+          f"train {results['train_seconds']:.0f} s; gradient through the discretization: {sweep['gradient']}")
+    names = list(attacks)
+    print(f"{'eps':>8}  {'FGSM sweep':>10}" + "".join(f"  {n:>9}" for n in names) + "  worst case"
+          f"   ({results['robustness']['examples']} examples for the attacks)")
+    for i, eps in enumerate(sweep["eps"]):
+        print(f"{eps:8.4f}  {sweep['accuracy'][i]:10.4f}" + "".join(f"  {attacks[n]['accuracy'][i]:9.4f}" for n in names)
+              + f"  {results['worst_case']['accuracy'][i]:10.4f}")
+    for check in results["checks"]:
+        print(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['check']}: {check['detail']}")
 
 
 def run():
@@ -223,7 +257,8 @@ def run():
     trainer, model = _build(strategy)
     checkpoints = callbacks.EpochCheckpoint(checkpoint_dir)
     initial_epoch = checkpoints.restore(trainer) if FLAGS.resume else 0
-    train, steps, test = _load_data(first_epoch=initial_epoch)
+    surrogate = load_model(FLAGS.surrogate) if FLAGS.surrogate else None
+    train, steps, test, attack_test = _load_data(first_epoch=initial_epoch)
     io.write_json_atomic(os.path.join(run_dir, "config.json"),
                          {"flags": {name: FLAGS[name].value for name in _FLAG_NAMES}, "precision": precision(),
                           "epochs": epochs, "versions": versions()})
@@ -241,20 +276,35 @@ def run():
                 callbacks=fit_callbacks, verbose=verbose)
     train_seconds = time.perf_counter() - start
 
-    logging.info("FGSM sweep over %d eps on the test set", len(eps_values))
+    if chief and FLAGS.export:
+        model.save(os.path.join(run_dir, "saved_model"))
+    for layer in model.submodules:
+        if isinstance(layer, InputDiscretization):
+            layer.gradient = FLAGS.gradient  # read when the evaluation functions trace
+    logging.info("FGSM sweep over %d eps on the test set (%s gradient)", len(eps_values), FLAGS.gradient)
     sweep = evaluation.sweep(model, test, eps_values, verbose=int(verbose == 1))
+    logging.info("Robustness report: %s", ", ".join(FLAGS.attacks))
+    report = evaluation.robustness_report(
+        model, attack_test, eps_values, FLAGS.attacks, surrogate, pgd_steps=FLAGS.pgd_steps,
+        pgd_restarts=FLAGS.pgd_restarts, square_queries=FLAGS.square_queries, seed=FLAGS.seed,
+        large_eps=max(parse_eps_list(FLAGS["sweep_eps"].default)), verbose=int(verbose == 1))
     results = {
         "dataset": FLAGS.dataset, "arch": FLAGS.arch, "precision": precision(), "input_bits": FLAGS.input_bits,
         "adv_train": FLAGS.adv_train, "clean_accuracy": sweep["clean_accuracy"], "test_examples": sweep["examples"],
         "sweep": {key: sweep[key] for key in ("attack", "gradient", "eps", "accuracy")},
+        "attacks": report["attacks"], "worst_case": report["worst_case"], "checks": report["checks"],
+        "masking_suspected": report["masking_suspected"],
+        "robustness": {"examples": report["examples"], "clean_accuracy": report["clean_accuracy"],
+                       "gradient": report["gradient"], "seconds": report["seconds"], **report["settings"],
+                       "surrogate": FLAGS.surrogate},
         "epochs": epochs, "resumed_from_epoch": initial_epoch, "train_seconds": train_seconds, "versions": versions(),
     }
     if not chief:
         return results
-    if FLAGS.export:
-        model.save(os.path.join(run_dir, "saved_model"))
-    plotting.plot_accuracy_vs_eps({f"FGSM ({sweep['gradient']} gradient)": (sweep["eps"], sweep["accuracy"])},
-                                  os.path.join(run_dir, "accuracy_vs_eps.png"), model.name)
+    curves = {f"FGSM sweep ({sweep['gradient']} gradient)": (sweep["eps"], sweep["accuracy"])}
+    curves.update({f"{name} ({report['examples']} ex.)": (c["eps"], c["accuracy"]) for name, c in report["attacks"].items()})
+    curves["worst case"] = (report["worst_case"]["eps"], report["worst_case"]["accuracy"])
+    plotting.plot_accuracy_vs_eps(curves, os.path.join(run_dir, "accuracy_vs_eps.png"), model.name)
     io.write_json_atomic(os.path.join(run_dir, "results.json"), results)
     _print_table(results, run_dir)
     return results

@@ -93,29 +93,124 @@ def random_fgsm(model_fn, x, y, eps, alpha, clip_min=0.0, clip_max=1.0, seed=Non
 
 
 def projected_gradient_descent(model_fn, x, y, eps, eps_iter, nb_iter, rand_init=True,
-                               clip_min=0.0, clip_max=1.0, seed=None):
+                               clip_min=0.0, clip_max=1.0, seed=None, n_restarts=1):
     """L∞ PGD (Madry et al. 2018): `nb_iter` FGSM steps of `eps_iter`, each projected onto the eps-ball.
 
-    With `rand_init` the start is uniform in the eps-ball. Runs as one `tf.while_loop`.
+    With `rand_init` each start is uniform in the eps-ball. With `n_restarts` > 1, each example
+    keeps the restart that fools the model, else the one with the highest loss; restart 0 is
+    the single-start result, so restarts never do worse. Runs as `tf.while_loop`s.
     """
     eps = _check_non_negative("eps", eps)
     eps_iter = _check_non_negative("eps_iter", eps_iter)
     _check_positive_int("nb_iter", nb_iter)
+    _check_positive_int("n_restarts", n_restarts)
     x = to_unit_float(x)
     y = _labels(model_fn, x, y)
     eps = tf.cast(eps, x.dtype)
-    x_adv = x
-    if rand_init:
-        x_adv = x + _uniform(tf.shape(x), -eps, eps, seed)
-    x_adv = tf.clip_by_value(x_adv, clip_min, clip_max)
 
-    def step(i, x_adv):
-        x_adv = x_adv + tf.cast(eps_iter, x.dtype) * tf.sign(loss_gradient(model_fn, x_adv, y))
-        x_adv = tf.clip_by_value(x_adv, x - eps, x + eps)
-        return i + 1, tf.clip_by_value(x_adv, clip_min, clip_max)
+    def one_start(restart):
+        x_adv = x
+        if rand_init:
+            x_adv = x + _uniform(tf.shape(x), -eps, eps, seed, restart)
+        x_adv = tf.clip_by_value(x_adv, clip_min, clip_max)
 
-    _, x_adv = tf.while_loop(lambda i, _: i < nb_iter, step, (tf.constant(0), x_adv))
-    return x_adv
+        def step(i, x_adv):
+            x_adv = x_adv + tf.cast(eps_iter, x.dtype) * tf.sign(loss_gradient(model_fn, x_adv, y))
+            x_adv = tf.clip_by_value(x_adv, x - eps, x + eps)
+            return i + 1, tf.clip_by_value(x_adv, clip_min, clip_max)
+
+        return tf.while_loop(lambda i, _: i < nb_iter, step, (tf.constant(0), x_adv))[1]
+
+    def score(x_adv):
+        """Per-example loss, lifted above every unfooled example's once the model is fooled."""
+        logits = logits_of(model_fn, x_adv)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int64), logits=logits)
+        fooled = tf.argmax(logits, axis=-1) != tf.cast(y, tf.int64)
+        return tf.where(fooled, loss + 1e9, loss)
+
+    best = one_start(0)
+    if n_restarts == 1:
+        return best
+
+    def restart_step(r, best, best_score):
+        candidate = one_start(r)
+        candidate_score = score(candidate)
+        better = tf.reshape(candidate_score > best_score, [-1] + [1] * (x.shape.rank - 1))
+        return r + 1, tf.where(better, candidate, best), tf.maximum(candidate_score, best_score)
+
+    return tf.while_loop(lambda r, *_: r < n_restarts, restart_step, (tf.constant(1), best, score(best)))[1]
+
+
+def square_attack(model_fn, x, y, eps, n_queries=1000, p_init=0.05, clip_min=0.0, clip_max=1.0, seed=None):
+    """Score-based L∞ Square Attack (Andriushchenko et al. 2020), batched; uses no gradients.
+
+    Starts from random vertical stripes of ±eps, then for `n_queries` − 1 queries proposes a new
+    ±eps square (one random sign per channel, at a random position per example) whose side shrinks
+    on the paper's schedule from `p_init`, keeping it where the margin loss drops. Examples
+    already misclassified stop changing. Images must be NHWC.
+    """
+    eps = _check_non_negative("eps", eps)
+    _check_positive_int("n_queries", n_queries)
+    x = to_unit_float(x)
+    if x.shape.rank != 4:
+        raise ValueError(f"square_attack needs NHWC images; got shape {x.shape}.")
+    y = tf.cast(_labels(model_fn, x, y), tf.int64)
+    eps = tf.cast(eps, x.dtype)
+    batch, height, width, channels = tf.unstack(tf.shape(x))
+    base = (tf.constant([seed, 0], tf.int32) if seed is not None
+            else tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32))
+
+    def margin(x_adv):
+        logits = logits_of(model_fn, x_adv)
+        true = tf.gather(logits, y, batch_dims=1)
+        other = tf.reduce_max(logits - 1e9 * tf.one_hot(y, tf.shape(logits)[-1], dtype=logits.dtype), axis=-1)
+        return true - other
+
+    stripes = eps * _random_sign(base, 0, [batch, 1, width, channels], x.dtype)
+    x_best = tf.clip_by_value(x + stripes, clip_min, clip_max)
+    margin_best = margin(x_best)
+    pixels = tf.cast(height * width, tf.float32)
+    n_queries = tf.convert_to_tensor(n_queries, tf.int32)
+
+    def query(i, x_best, margin_best):
+        side = tf.cast(tf.round(tf.sqrt(_square_share(p_init, i, n_queries) * pixels)), tf.int32)
+        side = tf.clip_by_value(side, 1, tf.minimum(height, width) - 1)
+        top = tf.random.stateless_uniform([batch, 1, 1, 1], base + [0, 3 * i], 0, height - side + 1, tf.int32)
+        left = tf.random.stateless_uniform([batch, 1, 1, 1], base + [0, 3 * i + 1], 0, width - side + 1, tf.int32)
+        rows = tf.range(height)[None, :, None, None]
+        cols = tf.range(width)[None, None, :, None]
+        window = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
+        signs = eps * _random_sign(base, 3 * i + 2, [batch, 1, 1, channels], x.dtype)
+        delta = tf.where(window, signs, x_best - x)
+        candidate = tf.clip_by_value(x + delta, clip_min, clip_max)
+        candidate_margin = margin(candidate)
+        improved = (candidate_margin < margin_best) & (margin_best > 0)
+        x_best = tf.ensure_shape(tf.where(improved[:, None, None, None], candidate, x_best), x.shape)
+        return i + 1, x_best, tf.where(improved, candidate_margin, margin_best)
+
+    return tf.while_loop(lambda i, *_: i < n_queries, query, (tf.constant(1), x_best, margin_best))[1]
+
+
+def _square_share(p_init, i, n_queries):
+    """The paper's schedule: the square's share of the image halves at fixed fractions of the budget."""
+    fraction = tf.cast(i, tf.float32) / tf.cast(n_queries, tf.float32) * 10000.0
+    halvings = tf.reduce_sum(tf.cast(fraction > tf.constant([10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000],
+                                                            tf.float32), tf.float32))
+    return p_init * tf.pow(0.5, halvings)
+
+
+def _random_sign(base, counter, shape, dtype):
+    """±1 drawn statelessly from the seed pair `base` shifted by `counter`."""
+    return tf.cast(2 * tf.random.stateless_uniform(shape, base + [0, counter], 0, 2, tf.int32) - 1, dtype)
+
+
+def transfer_attack(source_fn, x, y, eps, attack=None, **attack_kwargs):
+    """Black-box transfer: adversarial examples crafted on the surrogate `source_fn`.
+
+    `attack` is any attack here (default `fast_gradient_method`); evaluate the result on the target.
+    """
+    attack = attack or fast_gradient_method
+    return attack(source_fn, x, y, eps, **attack_kwargs)
 
 
 def _normal(shape, seed):
@@ -126,7 +221,8 @@ def _normal(shape, seed):
     return tf.random.stateless_normal(shape, seed=[seed, 0])
 
 
-def _uniform(shape, low, high, seed):
+def _uniform(shape, low, high, seed, restart=0):
     if seed is None:
         return tf.random.uniform(shape, low, high)
-    return tf.random.stateless_uniform(shape, seed=[seed, 1], minval=low, maxval=high)
+    return tf.random.stateless_uniform(shape, seed=tf.stack([tf.cast(seed, tf.int32), 1 + tf.cast(restart, tf.int32)]),
+                                       minval=low, maxval=high)

@@ -123,7 +123,7 @@ def load_arrays(name, split, *, data_dir=None, examples=None, download=True):
     if not DATASETS[name].in_memory:
         raise ValueError(f"{name} is too large to hold in memory; use tfdisc.datasets.load.")
     x, y = _read_split(name, split, _data_dir(data_dir), download)
-    keep = _subset(len(x), examples)
+    keep = subset(len(x), examples)
     return x[keep], y[keep]
 
 
@@ -152,7 +152,7 @@ def _not_found(name, data_dir, error):
                              f"(TFDS said: {first_line})")
 
 
-def _subset(n, examples):
+def subset(n, examples):
     """Indices of `examples` of n items: all in order, else a fixed random subset (unbiased for class-sorted files)."""
     if examples is None or examples >= n:
         return np.arange(n)

@@ -2,11 +2,12 @@
 
 import logging
 import math
+import time
 
 import numpy as np
 import tensorflow as tf
 
-from tfdisc import attacks
+from tfdisc import attacks as attacks_lib
 from tfdisc.layers import InputDiscretization
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class FgsmSweep:
 
     def _counts(self, x, y, eps):
         y = tf.cast(y, tf.int64)
-        logits, gradient = attacks.logits_and_gradient(self.model, x, y)
+        logits, gradient = attacks_lib.logits_and_gradient(self.model, x, y)
         clean = tf.reduce_sum(tf.cast(tf.argmax(logits, axis=-1) == y, tf.int32))
         direction = tf.sign(gradient)
         flat = tf.reshape(tf.abs(gradient), [tf.shape(x)[0], -1])
@@ -74,7 +75,7 @@ class FgsmSweep:
 
         def correct_at(e):
             x_adv = tf.clip_by_value(x + e * direction, self.clip_min, self.clip_max)
-            predictions = tf.argmax(attacks.logits_of(self.model, x_adv), axis=-1)
+            predictions = tf.argmax(attacks_lib.logits_of(self.model, x_adv), axis=-1)
             return tf.reduce_sum(tf.cast(predictions == y, tf.int32))
 
         correct = tf.map_fn(correct_at, eps, fn_output_signature=tf.int32)
@@ -116,3 +117,117 @@ class FgsmSweep:
 def sweep(model, data, eps_values, verbose=0):
     """FGSM accuracy of `model` on `data` for every eps in `eps_values` (see `FgsmSweep`)."""
     return FgsmSweep(model)(data, eps_values, verbose=verbose)
+
+
+ATTACKS = ("fgsm", "pgd", "square", "transfer")
+
+
+def _attack_fns(model, attacks_to_run, surrogate, pgd_steps, pgd_restarts, square_queries, seed):
+    """name -> compiled fn(x, y, eps) giving the adversarial batch; eps is a tensor, so no retrace per eps."""
+    makers = {
+        "fgsm": lambda x, y, eps: attacks_lib.fast_gradient_method(model, x, y, eps),
+        "pgd": lambda x, y, eps: attacks_lib.projected_gradient_descent(
+            model, x, y, eps, 2.5 * eps / pgd_steps, pgd_steps, seed=seed, n_restarts=pgd_restarts),
+        "square": lambda x, y, eps: attacks_lib.square_attack(model, x, y, eps, n_queries=square_queries, seed=seed),
+        "transfer": lambda x, y, eps: attacks_lib.transfer_attack(surrogate, x, y, eps),
+    }
+    return {name: tf.function(makers[name], reduce_retracing=True) for name in attacks_to_run}
+
+
+def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
+    """Carlini et al. 2019 sanity checks; each failure hints at gradient masking."""
+    eps, curves, worst = result["eps"], result["attacks"], result["worst_case"]["accuracy"]
+    checks = []
+
+    def check(name, passed, detail):
+        checks.append({"check": name, "passed": bool(passed),
+                       "detail": detail + ("" if passed else " — possible gradient masking.")})
+
+    if 0.0 in eps:
+        i = eps.index(0.0)
+        off = {n: c["accuracy"][i] for n, c in curves.items() if abs(c["accuracy"][i] - result["clean_accuracy"]) > 1e-9}
+        check("eps0_equals_clean", not off, "At ε=0 every attack leaves clean accuracy unchanged." if not off else
+              f"At ε=0 accuracy differs from clean {result['clean_accuracy']:.4f}: {off}.")
+    rising = {n: [e for e, a, b in zip(eps[1:], c["accuracy"], c["accuracy"][1:]) if b > a + tolerance]
+              for n, c in curves.items()}
+    rising = {n: r for n, r in rising.items() if r}
+    check("monotone_in_eps", not rising, "Accuracy never rises with ε." if not rising else
+          f"Accuracy rises with ε for {rising}: a stronger attack should never do worse.")
+    if "pgd" in curves and "fgsm" in curves:
+        bad = [e for e, p, f in zip(eps, curves["pgd"]["accuracy"], curves["fgsm"]["accuracy"]) if p > f + tolerance]
+        check("iterative_le_single_step", not bad, "PGD is at least as strong as FGSM at every ε." if not bad else
+              f"PGD is weaker than single-step FGSM at ε={bad}.")
+    white = [name for name in ("fgsm", "pgd") if name in curves]
+    black = [name for name in ("square", "transfer") if name in curves]
+    if white and black:
+        best_white = [min(curves[n]["accuracy"][i] for n in white) for i in range(len(eps))]
+        bad = {n: [e for e, w, b in zip(eps, best_white, curves[n]["accuracy"]) if w > b + tolerance] for n in black}
+        bad = {n: v for n, v in bad.items() if v}
+        check("whitebox_le_blackbox", not bad, "White-box attacks are at least as strong as black-box and "
+              "gradient-free ones." if not bad else f"Black-box or gradient-free attacks beat white-box ones at {bad}.")
+    if large_eps is not None and max(eps) >= large_eps:
+        top = worst[eps.index(max(eps))]
+        check("near_chance_at_large_eps", top <= chance + 0.1,
+              f"At ε={max(eps):g} the worst-case accuracy is {top:.4f} (chance {chance:.2f})"
+              + ("." if top <= chance + 0.1 else "; an unbounded-looking robustness is implausible."))
+    check("nonzero_gradients", zero_gradient_share <= 0.01,
+          f"{100 * zero_gradient_share:.1f}% of examples have an exactly zero input gradient.")
+    return checks
+
+
+def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, *, pgd_steps=20, pgd_restarts=1,
+                      square_queries=1000, large_eps=None, tolerance=0.01, seed=0, verbose=0):
+    """Accuracy under each attack and ε, the per-example worst case over all of them, and sanity checks.
+
+    attacks: any of "fgsm", "pgd" (L∞, eps_iter = 2.5·ε/steps, random start), "square" (gradient-free)
+    and "transfer" (FGSM crafted on `surrogate`, evaluated on `model`). The checks follow Carlini et
+    al. 2019; a failed one is reported as possible gradient masking. `large_eps` is an ε at which
+    accuracy should be near chance (MNIST 0.5, CIFAR 32/255).
+    """
+    eps = _check_eps_values(eps_values)
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown or not attacks:
+        raise ValueError(f"Unknown attack(s) {unknown}; valid values are {', '.join(map(repr, ATTACKS))}.")
+    if "transfer" in attacks and surrogate is None:
+        raise ValueError("The transfer attack needs a surrogate model (e.g. a full-precision 8-bit model's SavedModel).")
+    data = as_dataset(data)
+    fns = _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed)
+    predict = tf.function(lambda x: tf.argmax(attacks_lib.logits_of(model, x), axis=-1), reduce_retracing=True)
+    gradient_is_zero = tf.function(lambda x, y: tf.reduce_all(tf.equal(
+        tf.reshape(attacks_lib.loss_gradient(model, x, y), [tf.shape(x)[0], -1]), 0.0), axis=1), reduce_retracing=True)
+    correct = {name: np.zeros(len(eps), np.int64) for name in attacks}
+    worst = np.zeros(len(eps), np.int64)
+    clean = examples = zero_gradient = 0
+    progress = tf.keras.utils.Progbar(data.cardinality().numpy(), unit_name="batch") if verbose else None
+    start = time.perf_counter()
+    for x, y in data:
+        x, y = tf.cast(x, tf.float32), tf.cast(y, tf.int64)
+        clean += int(tf.reduce_sum(tf.cast(predict(x) == y, tf.int32)))
+        zero_gradient += int(tf.reduce_sum(tf.cast(gradient_is_zero(x, y), tf.int32)))
+        examples += int(tf.shape(x)[0])
+        for i, e in enumerate(eps):
+            survived = np.ones(int(tf.shape(x)[0]), bool)
+            for name, fn in fns.items():
+                ok = (predict(fn(x, y, tf.constant(e, tf.float32))) == y).numpy()
+                correct[name][i] += ok.sum()
+                survived &= ok
+            worst[i] += survived.sum()
+        if progress:
+            progress.add(1)
+    if examples == 0:
+        raise ValueError("The data holds no examples.")
+    num_classes = int(model.output_shape[-1])
+    result = {
+        "eps": eps,
+        "clean_accuracy": clean / examples,
+        "examples": examples,
+        "gradient": discretization_gradient(model),
+        "attacks": {name: {"eps": eps, "accuracy": (correct[name] / examples).tolist()} for name in attacks},
+        "worst_case": {"eps": eps, "accuracy": (worst / examples).tolist()},
+        "settings": {"pgd_steps": pgd_steps, "pgd_restarts": pgd_restarts, "square_queries": square_queries,
+                     "transfer": "fgsm on surrogate" if "transfer" in attacks else None},
+    }
+    result["checks"] = _checks(result, zero_gradient / examples, large_eps, 1 / num_classes, tolerance)
+    result["masking_suspected"] = not all(c["passed"] for c in result["checks"])
+    result["seconds"] = time.perf_counter() - start
+    return result
