@@ -1,12 +1,12 @@
 """Shared flags and the one training-and-evaluation run behind every experiments/<dataset>.py."""
 
+import csv
 import importlib.metadata
 import json
 import os
 import platform
 import sys
 import tempfile
-import time
 
 from absl import app, flags, logging
 
@@ -103,12 +103,14 @@ def define_flags(dataset, *, arch, sweep_eps, adv_eps, adv_alpha, batch_size, le
     flags.DEFINE_enum("gradient", "identity", ["identity", "zero"],
                       "How the input discretization passes gradients during evaluation: identity (BPDA) or zero "
                       "(its true derivative, which masks gradients; for demonstration).")
+    flags.DEFINE_string("attack_eps", None, "Comma list of eps for the robustness report (default: --sweep_eps).")
     flags.DEFINE_integer("attack_examples", None, "Run the robustness report on a fixed subset of this many test "
                          "examples (PGD and Square are costly).", lower_bound=1)
     flags.DEFINE_integer("train_examples", None, "Train on a fixed subset of this many examples (short runs).", lower_bound=1)
     flags.DEFINE_integer("test_examples", None, "Evaluate on a fixed subset of this many test examples.", lower_bound=1)
 
     flags.register_validator("sweep_eps", _valid_eps_list)
+    flags.register_validator("attack_eps", lambda text: text is None or _valid_eps_list(text))
     flags.register_multi_flags_validator(
         ["bnn", "xnor"], lambda f: not (f["bnn"] and f["xnor"]), "--bnn and --xnor exclude each other; pick one.")
     flags.register_multi_flags_validator(
@@ -219,6 +221,13 @@ def _build(strategy):
     return trainer, model
 
 
+def _train_seconds(history_path):
+    """Training time over all epochs of the run, resumed ones included, from history.csv."""
+    with open(history_path) as f:
+        rows = list(csv.DictReader(f))
+    return sum(float(row["epoch_seconds"]) for row in rows if row.get("epoch_seconds") not in (None, "", "NA"))
+
+
 def _write_summary(model, path):
     lines = []
     lq.models.summary(model, print_fn=lines.append)
@@ -232,10 +241,13 @@ def _print_table(results, run_dir):
     print(f"clean accuracy {results['clean_accuracy']:.4f} on {results['test_examples']} test examples; "
           f"train {results['train_seconds']:.0f} s; gradient through the discretization: {sweep['gradient']}")
     names = list(attacks)
-    print(f"{'eps':>8}  {'FGSM sweep':>10}" + "".join(f"  {n:>9}" for n in names) + "  worst case"
-          f"   ({results['robustness']['examples']} examples for the attacks)")
-    for i, eps in enumerate(sweep["eps"]):
-        print(f"{eps:8.4f}  {sweep['accuracy'][i]:10.4f}" + "".join(f"  {attacks[n]['accuracy'][i]:9.4f}" for n in names)
+    print(f"{'eps':>8}  FGSM sweep")
+    for eps, accuracy in zip(sweep["eps"], sweep["accuracy"]):
+        print(f"{eps:8.4f}  {accuracy:10.4f}")
+    print(f"{'eps':>8}" + "".join(f"  {n:>9}" for n in names) + "  worst case"
+          f"   (robustness report on {results['robustness']['examples']} examples)")
+    for i, eps in enumerate(results["worst_case"]["eps"]):
+        print(f"{eps:8.4f}" + "".join(f"  {attacks[n]['accuracy'][i]:9.4f}" for n in names)
               + f"  {results['worst_case']['accuracy'][i]:10.4f}")
     for check in results["checks"]:
         print(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['check']}: {check['detail']}")
@@ -266,15 +278,15 @@ def run():
 
     verbose = 1 if sys.stdout.isatty() else 2
     fit_callbacks = ([callbacks.EpsilonSweep(test, eps_values, FLAGS.sweep_every)] if FLAGS.sweep_every else []) + [
+        callbacks.EpochTimer(),
         tf.keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
         checkpoints,
         tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")),
     ]
     logging.info("Training %s for epochs %d..%d", model.name, initial_epoch + 1, epochs)
-    start = time.perf_counter()
     trainer.fit(train, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, validation_data=test,
                 callbacks=fit_callbacks, verbose=verbose)
-    train_seconds = time.perf_counter() - start
+    train_seconds = _train_seconds(os.path.join(run_dir, "history.csv"))
 
     if chief and FLAGS.export:
         model.save(os.path.join(run_dir, "saved_model"))
@@ -285,7 +297,7 @@ def run():
     sweep = evaluation.sweep(model, test, eps_values, verbose=int(verbose == 1))
     logging.info("Robustness report: %s", ", ".join(FLAGS.attacks))
     report = evaluation.robustness_report(
-        model, attack_test, eps_values, FLAGS.attacks, surrogate, pgd_steps=FLAGS.pgd_steps,
+        model, attack_test, parse_eps_list(FLAGS.attack_eps or FLAGS.sweep_eps), FLAGS.attacks, surrogate, pgd_steps=FLAGS.pgd_steps,
         pgd_restarts=FLAGS.pgd_restarts, square_queries=FLAGS.square_queries, seed=FLAGS.seed,
         large_eps=max(parse_eps_list(FLAGS["sweep_eps"].default)), verbose=int(verbose == 1))
     results = {

@@ -44,6 +44,7 @@ flags.DEFINE_string("output_dir", "runs/paper", "Where the runs go (one folder p
 flags.DEFINE_string("report", "REPORT.md", "Report to write.")
 flags.DEFINE_multi_string("extra", [], "Extra flag for every run, e.g. --extra=--sweep_every=0.")
 flags.DEFINE_bool("report_only", False, "Only rebuild the report from existing results.")
+flags.DEFINE_bool("reevaluate", False, "Evaluate finished runs again (e.g. with --extra=--attacks=...), no training.")
 FLAGS = flags.FLAGS
 
 
@@ -63,13 +64,14 @@ def run_grid():
                 args.append(f"--{name}={FLAGS[name].value}")
         name = f"{FLAGS.dataset}_{arch}_{precision}_{bits}b{'_adv' if adv == 'on' else ''}"
         run_dir = out / name
-        if (run_dir / "results.json").exists():
+        if (run_dir / "results.json").exists() and not FLAGS.reevaluate:
             logging.info("done already: %s", run_dir)
             continue
         resume = (run_dir / "checkpoints").is_dir()
         logging.info("%s %s", "resuming" if resume else "running", run_dir)
         subprocess.run(args + [f"--run_name={name}", f"--resume={resume}"], check=True)
-        io.write_json_atomic(run_dir / "budget.json", {"budget": FLAGS.budget, "command": " ".join(sys.argv)})
+        if not (run_dir / "budget.json").exists() or not FLAGS.reevaluate:
+            io.write_json_atomic(run_dir / "budget.json", {"budget": FLAGS.budget, "command": " ".join(sys.argv)})
 
 
 def _load_results(root):
@@ -101,22 +103,31 @@ def _label(result):
     return f"{result['precision']}{' + adv' if result['adv_train'] else ''}"
 
 
+def _attack_at(result, name, eps):
+    curve = result.get("worst_case") if name == "worst" else result.get("attacks", {}).get(name)
+    if not curve:
+        return None
+    return next((a for e, a in zip(curve["eps"], curve["accuracy"]) if abs(e - eps) < 1e-6), None)
+
+
 def _table(results, dataset):
+    """Rows: model × input bits; columns: clean, FGSM at each report ε, then PGD and worst case where run."""
     eps_list = REPORT_EPS[dataset]
-    bits = sorted({r["input_bits"] for r in results}, reverse=True)
-    header = ["model"] + [f"{b}-bit {what}" for b in bits for what in ["clean"] + [
-        f"ε={_eps_label(e, dataset)}" for e in eps_list]]
-    rows = collections.defaultdict(dict)
-    for r in results:
-        rows[_label(r)][r["input_bits"]] = r
+    extra = [name for name in ("pgd", "worst") if any(_attack_at(r, name, e) is not None for r in results for e in eps_list)]
+    header = ["model", "input", "clean"] + [f"{attack} ε={_eps_label(e, dataset)}" for attack in ["FGSM"] + [
+        "PGD" if n == "pgd" else "worst case" for n in extra] for e in eps_list]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label in sorted(rows, key=lambda k: (k.split(" ")[0] != "full", k)):
-        cells = [label]
-        for b in bits:
-            r = rows[label].get(b)
-            values = [r["clean_accuracy"]] + [_at(r, e) for e in eps_list] if r else [None] * (1 + len(eps_list))
-            cells += ["–" if v is None else f"{100 * v:.1f}" for v in values]
+    for r in sorted(results, key=lambda r: (r["precision"] != "full", r["precision"], r["adv_train"], -r["input_bits"])):
+        values = [r["clean_accuracy"]] + [_at(r, e) for e in eps_list] + [
+            _attack_at(r, name, e) for name in extra for e in eps_list]
+        cells = [_label(r), f"{r['input_bits']}-bit"] + ["–" if v is None else f"{100 * v:.1f}" for v in values]
         lines.append("| " + " | ".join(cells) + " |")
+    notes = sorted({f"{r['robustness']['examples']} test examples, PGD {r['robustness']['pgd_steps']} steps × "
+                    f"{r['robustness']['pgd_restarts']} restart(s)" for r in results
+                    if "robustness" in r and "pgd" in r.get("attacks", {})})
+    if notes:
+        lines += ["", "PGD and worst case (over every attack run: " + ", ".join(sorted({
+            n for r in results for n in r.get("attacks", {})})) + ") on " + "; ".join(notes) + "."]
     return "\n".join(lines)
 
 

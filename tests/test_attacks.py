@@ -9,6 +9,9 @@ ATTACKS = {
     "fgsm": lambda m, x, y, eps: attacks.fast_gradient_method(m, x, y, eps),
     "rfgsm": lambda m, x, y, eps: attacks.random_fgsm(m, x, y, eps, alpha=eps / 2, seed=1),
     "pgd": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, y, eps, eps / 4, 5, seed=1),
+    "pgd_restarts": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, y, eps, eps / 4, 3, seed=1,
+                                                                           n_restarts=3),
+    "square": lambda m, x, y, eps: attacks.square_attack(m, x, y, eps, n_queries=20, seed=1),
 }
 
 
@@ -55,10 +58,44 @@ def test_attacks_lower_a_trained_models_accuracy(trained_fcn, mnist_small):
     clean = accuracy(trained_fcn, x, y)
     assert clean > 0.85
     for name, attack in ATTACKS.items():
-        assert accuracy(trained_fcn, attack(trained_fcn, x, y, 0.1), y) < clean - 0.3, name
+        if name != "square":  # needs more queries; see test_square_attack_needs_no_gradients
+            assert accuracy(trained_fcn, attack(trained_fcn, x, y, 0.1), y) < clean - 0.3, name
     fgsm = accuracy(trained_fcn, ATTACKS["fgsm"](trained_fcn, x, y, 0.1), y)
     pgd = attacks.projected_gradient_descent(trained_fcn, x, y, 0.1, 0.025, 10, seed=0)
     assert accuracy(trained_fcn, pgd, y) <= fgsm
+
+
+def test_square_attack_needs_no_gradients(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    scores_only = lambda z: tf.stop_gradient(trained_fcn(z, training=False))  # noqa: E731
+    with tf.GradientTape() as tape:
+        z = tf.constant(x[:4])
+        tape.watch(z)
+        assert tape.gradient(tf.reduce_sum(scores_only(z)), z) is None
+    x_adv = tf.function(lambda: attacks.square_attack(scores_only, x, y, 0.2, n_queries=300, seed=0))()
+    assert accuracy(trained_fcn, x_adv, y) < accuracy(trained_fcn, x, y) - 0.4
+    assert np.abs(x_adv.numpy() - x).max() <= 0.2 + 1e-6
+
+
+def test_pgd_restarts_never_do_worse_than_one_start(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    one = attacks.projected_gradient_descent(trained_fcn, x, y, 0.06, 0.02, 5, seed=3)
+    many = attacks.projected_gradient_descent(trained_fcn, x, y, 0.06, 0.02, 5, seed=3, n_restarts=4)
+    fooled = lambda x_adv: np.argmax(trained_fcn(x_adv, training=False), -1) != y  # noqa: E731
+    assert np.all(fooled(many) >= fooled(one))  # every example one start fools stays fooled
+    assert fooled(many).sum() > fooled(one).sum()
+    assert np.abs(many.numpy() - x).max() <= 0.06 + 1e-6
+
+
+def test_transfer_from_a_model_to_itself_equals_the_white_box_attack(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    np.testing.assert_array_equal(attacks.transfer_attack(trained_fcn, x, y, 0.1).numpy(),
+                                  attacks.fast_gradient_method(trained_fcn, x, y, 0.1).numpy())
+
+
+def test_square_attack_needs_images(small_model):
+    with pytest.raises(ValueError, match="square_attack needs NHWC images"):
+        attacks.square_attack(small_model, np.zeros((2, 784), np.float32), np.zeros(2, np.int64), 0.1)
 
 
 def test_fgsm_equals_cleverhans(trained_fcn, mnist_small):
@@ -90,9 +127,15 @@ def test_changing_eps_never_retraces(small_model, batch):
         traces.append(1)
         return attacks.projected_gradient_descent(small_model, x, y, eps, eps / 4, 3, seed=0)
 
+    @tf.function
+    def square(x, y, eps):
+        traces.append(1)
+        return attacks.square_attack(small_model, x, y, eps, n_queries=5, seed=0)
+
     for eps in (0.0, 0.1, 0.2, 0.3):
         attack(x, y, tf.constant(eps))
-    assert len(traces) == 1
+        square(x, y, tf.constant(eps))
+    assert len(traces) == 2
 
 
 def test_symbolic_negative_eps_fails_inside_a_graph(small_model, batch):
@@ -108,6 +151,10 @@ def test_symbolic_negative_eps_fails_inside_a_graph(small_model, batch):
     (lambda m, x, y: attacks.random_fgsm(m, x, y, 0.1, -0.05), "alpha must be >= 0"),
     (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, -0.01, 5), "eps_iter must be >= 0"),
     (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, 0.01, 0), "nb_iter must be a positive int"),
+    (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, 0.01, 2, n_restarts=0),
+     "n_restarts must be a positive int"),
+    (lambda m, x, y: attacks.square_attack(m, x, y, -0.1), "eps must be >= 0"),
+    (lambda m, x, y: attacks.square_attack(m, x, y, 0.1, n_queries=0), "n_queries must be a positive int"),
     (lambda m, x, y: attacks.fast_gradient_method(m, x.astype(np.int32), y, 0.1), "uint8 0..255 or float"),
 ])
 def test_bad_arguments_raise(call, message, small_model, batch):

@@ -68,3 +68,60 @@ def test_bad_input_raises(trained_fcn, data, eps, message):
             "short_labels": (x, y[:2])}[data]
     with pytest.raises(ValueError, match=message):
         evaluation.sweep(trained_fcn, data, eps)
+
+
+@pytest.fixture(scope="module")
+def trained_2bit(mnist_small):
+    x, y, _, _ = mnist_small
+    tf.keras.utils.set_random_seed(1)
+    model = models.build_model("fcn2", width=64, depth=2, input_bits=2)
+    model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=64, epochs=3, verbose=0)
+    return model
+
+
+REPORT_EPS = [0.0, 0.1, 0.3, 0.5]
+
+
+def _report(model, data, surrogate, **kwargs):
+    return evaluation.robustness_report(model, data, REPORT_EPS, surrogate=surrogate, pgd_steps=5,
+                                        square_queries=150, large_eps=0.5, **kwargs)
+
+
+@pytest.mark.parametrize("gradient", ["identity", "zero"])
+def test_report_flags_masked_gradients_and_passes_straight_through_ones(trained_2bit, trained_fcn, mnist_small,
+                                                                         gradient):
+    _, _, x, y = mnist_small
+    trained_2bit.layers[1].gradient = gradient
+    try:
+        report = _report(trained_2bit, (x[:200], y[:200]), trained_fcn)
+    finally:
+        trained_2bit.layers[1].gradient = "identity"
+    failed = {c["check"] for c in report["checks"] if not c["passed"]}
+    if gradient == "identity":
+        assert not failed and not report["masking_suspected"]
+    else:
+        assert report["masking_suspected"] and {"whitebox_le_blackbox", "nonzero_gradients"} <= failed
+        assert report["attacks"]["fgsm"]["accuracy"] == [report["clean_accuracy"]] * len(REPORT_EPS)
+        assert report["attacks"]["square"]["accuracy"][-1] < 0.2
+        assert all("possible gradient masking" in c["detail"] for c in report["checks"] if not c["passed"])
+    assert report["gradient"] == gradient
+    for name, curve in report["attacks"].items():
+        assert all(w <= a for w, a in zip(report["worst_case"]["accuracy"], curve["accuracy"])), name
+
+
+def test_report_transfer_from_the_model_itself_equals_fgsm(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    report = evaluation.robustness_report(trained_fcn, (x, y), [0.0, 0.1], ("fgsm", "transfer"), surrogate=trained_fcn)
+    assert report["attacks"]["transfer"]["accuracy"] == report["attacks"]["fgsm"]["accuracy"]
+    assert report["worst_case"]["accuracy"] == report["attacks"]["fgsm"]["accuracy"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"attacks": ("fgsm", "cw")}, r"Unknown attack\(s\) \['cw'\]; valid values are 'fgsm', 'pgd', 'square', 'transfer'"),
+    ({"attacks": ("transfer",)}, "The transfer attack needs a surrogate model"),
+])
+def test_report_bad_arguments_raise(trained_fcn, mnist_small, kwargs, message):
+    _, _, x, y = mnist_small
+    with pytest.raises(ValueError, match=message):
+        evaluation.robustness_report(trained_fcn, (x, y), [0.1], **kwargs)

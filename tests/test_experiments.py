@@ -84,10 +84,27 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     first, run_dir = run_script(mnist, epochs=1, run_name="resumed", **common_flags)
     resumed, _ = run_script(mnist, epochs=2, run_name="resumed", resume=True, **common_flags)
     assert resumed["resumed_from_epoch"] == 1
+    assert resumed["train_seconds"] > first["train_seconds"] > 0  # history.csv keeps the first epoch's time
     assert resumed["clean_accuracy"] == straight["clean_accuracy"] != first["clean_accuracy"]
     assert resumed["sweep"]["accuracy"] == straight["sweep"]["accuracy"]
     with open(run_dir / "history.csv") as f:
         assert [line.split(",")[0] for line in f.read().splitlines()] == ["epoch", "0", "1"]
+
+
+def test_robustness_report_flags_a_masked_discretization(tmp_path):
+    base = dict(arch="fcn2", epochs=1, train_examples=2000, test_examples=300, data_dir=str(DATA_DIR),
+                output_dir=str(tmp_path), sweep_every=0, sweep_eps="0,0.1,0.3,0.5")
+    _, surrogate = run_script(mnist, run_name="surrogate", **base)
+    results, run_dir = run_script(mnist, run_name="masked", input_bits=2, gradient="zero", export=False,
+                                  attacks=["fgsm", "pgd", "square", "transfer"], surrogate=str(surrogate),
+                                  pgd_steps=5, square_queries=150, attack_examples=200, **base)
+    assert results["sweep"]["gradient"] == "zero" and results["robustness"]["examples"] == 200
+    assert set(results["attacks"]) == {"fgsm", "pgd", "square", "transfer"}
+    assert results["sweep"]["accuracy"] == [results["clean_accuracy"]] * 4  # FGSM sees a zero gradient
+    assert results["attacks"]["transfer"]["accuracy"][-1] < 0.2
+    assert results["masking_suspected"]
+    assert not next(c for c in results["checks"] if c["check"] == "nonzero_gradients")["passed"]
+    assert len(results["worst_case"]["accuracy"]) == 4
 
 
 def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
@@ -105,6 +122,9 @@ def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
     (["--adv_eps=-0.1"], "--adv_eps=-0.1: -0.1 is not a number in the range [0, 1]"),
     (["--bnn", "--xnor"], "--bnn and --xnor exclude each other"),
     (["--data_dir=/nonexistent", "--nodownload"], "error: Could not find mnist. Looked in: /nonexistent/mnist.npz"),
+    (["--attacks=fgsm,transfer"], "--attacks=transfer needs --surrogate"),
+    (["--attacks=fgsm,cw"], "--attacks must be a comma list of fgsm, pgd, square, transfer"),
+    (["--surrogate=/nonexistent", "--attacks=transfer", "--data_dir=/nonexistent"], "--surrogate: no SavedModel at"),
 ])
 def test_bad_flags_exit_with_one_clear_line(tmp_path, args, message):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

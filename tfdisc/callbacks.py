@@ -1,6 +1,7 @@
 """Keras callbacks that put robustness numbers into `logs`."""
 
 import math
+import time
 
 import tensorflow as tf
 
@@ -71,3 +72,14 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._manager_for(self.model).save(checkpoint_number=epoch + 1)
+
+
+class EpochTimer(tf.keras.callbacks.Callback):
+    """Put each epoch's wall-clock seconds into `logs["epoch_seconds"]` (place it before CSVLogger)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
