@@ -193,12 +193,12 @@ def _load_data(first_epoch):
     return train, None, test, attack_test
 
 
-def load_model(path):
-    """A SavedModel, or the `saved_model/` of a run directory, for use as a surrogate."""
+def load_model(path, flag="--surrogate"):
+    """A SavedModel, or the `saved_model/` of a run directory (e.g. a transfer attack's surrogate)."""
     candidate = os.path.join(path, "saved_model")
     path = candidate if os.path.isdir(candidate) else path
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ValueError(f"--surrogate: no SavedModel at {path}; give a run directory with saved_model/ or a SavedModel.")
+        raise ValueError(f"{flag}: no SavedModel at {path}; give a run directory with saved_model/ or a SavedModel.")
     return tf.keras.models.load_model(path, compile=False)
 
 

@@ -89,3 +89,10 @@ def test_save_exports_the_plain_model(tmp_path, mnist_small):
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AdversarialModel(models.build_model("fcn2", width=8, depth=1), **kwargs)
+
+
+def test_train_step_does_not_retrace_across_epochs_or_batches(mnist_small):
+    x, y, _, _ = mnist_small
+    model = _compiled(eps=0.1)
+    model.fit(x[:450], y[:450], batch_size=100, epochs=3, verbose=0)  # the last batch of each epoch is smaller
+    assert model.train_function.experimental_get_tracing_count() <= 2
