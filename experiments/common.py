@@ -309,7 +309,8 @@ def run():
         "robustness": {"examples": report["examples"], "clean_accuracy": report["clean_accuracy"],
                        "gradient": report["gradient"], "seconds": report["seconds"], **report["settings"],
                        "surrogate": FLAGS.surrogate},
-        "epochs": epochs, "resumed_from_epoch": initial_epoch, "train_seconds": train_seconds, "versions": versions(),
+        "epochs": epochs, "resumed_from_epoch": initial_epoch, "train_seconds": train_seconds,
+        "replicas": strategy.num_replicas_in_sync, "versions": versions(),
     }
     if not chief:
         return results

@@ -107,6 +107,16 @@ def test_robustness_report_flags_a_masked_discretization(tmp_path):
     assert len(results["worst_case"]["accuracy"]) == 4
 
 
+def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
+    base = dict(arch="fcn2", epochs=1, train_examples=3000, test_examples=1000, batch_size=100, adv_train=True,
+                data_dir=str(DATA_DIR), output_dir=str(tmp_path), export=False, sweep_every=0, sweep_eps="0,0.1")
+    single, _ = run_script(mnist, run_name="single", **base)
+    mirrored, _ = run_script(mnist, run_name="mirrored", distribute="mirrored", cpu_devices=2, **base)
+    assert single["replicas"] == 1 and mirrored["replicas"] == 2
+    assert abs(mirrored["clean_accuracy"] - single["clean_accuracy"]) < 0.03
+    assert abs(mirrored["sweep"]["accuracy"][1] - single["sweep"]["accuracy"][1]) < 0.05
+
+
 def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
     overrides = dict(arch="fcn2", epochs=1, train_examples=200, test_examples=100, data_dir=str(DATA_DIR),
                      output_dir=str(tmp_path), export=False, run_name="once")
