@@ -26,7 +26,7 @@ def test_idx_folder_is_read_exactly(tmp_path):
     folder = tmp_path / "mnist"
     folder.mkdir()
     for split, (images, labels) in {"train": (x, y), "test": (x[:10], y[:10])}.items():
-        image_file, label_file = datasets._IDX_FILES[split]
+        image_file, label_file = datasets.IDX_FILES[split]
         _write_idx(folder / image_file, images[..., 0])
         _write_idx(folder / label_file, labels)
     x_idx, y_idx = datasets.load_arrays("mnist", "train", data_dir=str(tmp_path), download=False)

@@ -21,7 +21,7 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive int; got {every_n_epochs!r}.")
         self.data = evaluation.as_dataset(data)
-        self.eps_values = evaluation._check_eps_values(eps_values)
+        self.eps_values = evaluation.check_eps_values(eps_values)
         self.every_n_epochs = every_n_epochs
         self.path = path
         self.verbose = verbose

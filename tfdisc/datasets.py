@@ -35,7 +35,7 @@ DATASETS = {
     "imagenet2012": DatasetInfo((227, 227, 3), 1000, in_memory=False, tfds_splits=("train", "validation")),
 }
 
-_IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
               "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
 
@@ -131,7 +131,7 @@ def _read_split(name, split, data_dir, download):
     for kind, path in _candidates(name, data_dir):
         if kind == "npz" and os.path.isfile(path):
             return _validate(name, split, *_from_npz(path, split), source=path)
-        files = [os.path.join(path, f) for f in _IDX_FILES[split]]
+        files = [os.path.join(path, f) for f in IDX_FILES[split]]
         if kind == "idx" and all(os.path.isfile(f) for f in files):
             return _validate(name, split, _read_idx(files[0]), _read_idx(files[1]), source=path)
     dataset = _from_tfds(name, split, data_dir, download)

@@ -1,4 +1,4 @@
-"""Robustness evaluation: FGSM accuracy swept over eps with one input gradient per batch."""
+"""Robustness evaluation: FGSM eps sweeps (one input gradient per batch) and the multi-attack robustness report."""
 
 import logging
 import math
@@ -13,7 +13,8 @@ from tfdisc.layers import InputDiscretization
 logger = logging.getLogger(__name__)
 
 
-def _check_eps_values(eps_values):
+def check_eps_values(eps_values):
+    """eps_values as a list of floats in [0, 1]; ValueError naming the bad ones otherwise."""
     eps = [float(e) for e in eps_values]
     if not eps:
         raise ValueError("eps_values is empty; give at least one eps, e.g. [0, 0.1, 0.2].")
@@ -83,7 +84,7 @@ class FgsmSweep:
 
     def __call__(self, data, eps_values, verbose=0):
         """Return {"attack", "gradient", "eps", "accuracy", "clean_accuracy", "examples", ...} over `data`."""
-        eps = _check_eps_values(eps_values)
+        eps = check_eps_values(eps_values)
         data = as_dataset(data)
         eps_tensor = tf.constant(eps, tf.float32)
         correct = np.zeros(len(eps), np.int64)
@@ -184,7 +185,7 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
     al. 2019; a failed one is reported as possible gradient masking. `large_eps` is an ε at which
     accuracy should be near chance (MNIST 0.5, CIFAR 32/255).
     """
-    eps = _check_eps_values(eps_values)
+    eps = check_eps_values(eps_values)
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown or not attacks:
         raise ValueError(f"Unknown attack(s) {unknown}; valid values are {', '.join(map(repr, ATTACKS))}.")
