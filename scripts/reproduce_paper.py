@@ -71,7 +71,7 @@ def run_grid():
         logging.info("%s %s", "resuming" if resume else "running", run_dir)
         subprocess.run(args + [f"--run_name={name}", f"--resume={resume}"], check=True)
         if not (run_dir / "budget.json").exists() or not FLAGS.reevaluate:
-            io.write_json_atomic(run_dir / "budget.json", {"budget": FLAGS.budget, "command": " ".join(sys.argv)})
+            io.write_json_atomic(run_dir / "budget.json", {"budget": FLAGS.budget, "command": "python " + " ".join(sys.argv)})
 
 
 def _load_results(root):
@@ -170,7 +170,34 @@ def _claims(results, dataset, arch):
     return claims
 
 
-def write_report(results, path):
+def _evaluation_section(evaluations):
+    """Markdown for scripts/evaluate.py reports: attacks × ε, worst case, checks."""
+    parts = ["## Robustness reports: is the robustness real?", "",
+             "Made by `scripts/evaluate.py` (each with its command). `gradient` is how the input discretization "
+             "passes gradients to the white-box attacks: `identity` is straight-through (BPDA); `zero` is the true "
+             "derivative of the quantizer, which masks gradients. PGD uses a random start and step 2.5·ε/steps; "
+             "Square is gradient-free; transfer is FGSM crafted on the surrogate.", ""]
+    for ev in evaluations:
+        names = list(ev["attacks"])
+        settings = ev["settings"]
+        parts += [f"### {ev['name']}, gradient = {ev['gradient']}", "",
+                  f"{ev['examples']} {ev['dataset']} test examples; clean accuracy {100 * ev['clean_accuracy']:.1f}%; "
+                  f"PGD {settings['pgd_steps']} steps × {settings['pgd_restarts']} restart(s); Square "
+                  f"{settings['square_queries']} queries; surrogate `{ev.get('surrogate')}`; "
+                  f"{ev['seconds']:.0f} s on this machine (2 CPU cores).", "",
+                  "Command: `" + ev.get("command", "") + "`", "",
+                  "| ε | " + " | ".join(names) + " | worst case |", "|---|" + "---|" * (len(names) + 1)]
+        for i, e in enumerate(ev["eps"]):
+            parts.append(f"| {_eps_label(e, ev['dataset'])} | " + " | ".join(
+                f"{100 * ev['attacks'][n]['accuracy'][i]:.1f}" for n in names)
+                + f" | {100 * ev['worst_case']['accuracy'][i]:.1f} |")
+        parts += ["", "| check | result | detail |", "|---|---|---|"]
+        parts += [f"| {c['check']} | {'pass' if c['passed'] else '**FAIL**'} | {c['detail']} |" for c in ev["checks"]]
+        parts += ["", f"Verdict: {'possible gradient masking' if ev['masking_suspected'] else 'no sign of gradient masking'}.", ""]
+    return parts
+
+
+def write_report(results, path, evaluations=()):
     groups = collections.defaultdict(list)
     for r in results:
         groups[(r["dataset"], r["arch"], r["budget"])].append(r)
@@ -199,6 +226,8 @@ def write_report(results, path):
                   for r in sorted(group, key=lambda r: (_label(r), -r["input_bits"]))}
         plotting.plot_accuracy_vs_eps(curves, str(figure), f"{dataset} {arch}: FGSM (BPDA) accuracy vs ε")
         parts += [f"![{dataset} {arch}]({figure.relative_to(Path(path).parent)})", ""]
+    if evaluations:
+        parts += _evaluation_section(evaluations)
     io.write_text_atomic(path, "\n".join(parts))
 
 
@@ -209,7 +238,8 @@ def main(argv):
     results = _load_results(FLAGS.output_dir)
     if not results:
         sys.exit(f"error: no results.json under {FLAGS.output_dir}; run the grid first.")
-    write_report(results, FLAGS.report)
+    evaluations = [json.loads(p.read_text()) for p in sorted(Path(FLAGS.output_dir).glob("evaluations/*.json"))]
+    write_report(results, FLAGS.report, evaluations)
     logging.info("wrote %s from %d runs", FLAGS.report, len(results))
 
 
