@@ -58,13 +58,15 @@ class FgsmSweep:
 
     Per batch it computes the input gradient once (the FGSM direction sign(∇x L) does not depend
     on eps) and then one forward pass per eps. eps is a tensor argument, so new eps never retrace.
+    `jit_compile=True` uses XLA, which skips InputDiscretization's [0, 1] range check and may flip
+    BNN signs that sit exactly at 0 (see scripts/benchmark.py).
     """
 
-    def __init__(self, model, clip_min=0.0, clip_max=1.0):
+    def __init__(self, model, clip_min=0.0, clip_max=1.0, jit_compile=False):
         self.model = model
         self.clip_min = clip_min
         self.clip_max = clip_max
-        self._batch_counts = tf.function(self._counts, reduce_retracing=True)
+        self._batch_counts = tf.function(self._counts, reduce_retracing=True, jit_compile=jit_compile)
 
     def _counts(self, x, y, eps):
         y = tf.cast(y, tf.int64)

@@ -1,0 +1,236 @@
+"""Side-by-side benchmarks: every ratio is measured in one process, alternating runs, median of repeats.
+
+    python scripts/benchmark.py                       # all parts, CPU-sized defaults
+    python scripts/benchmark.py --parts=sweep --repeats=7
+
+Parts: sweep (tfdisc's shared-gradient sweep vs CleverHans v4 FGSM once per ε, both compiled), train
+(R-FGSM AdversarialModel vs clean fit, and vs ART's AdversarialTrainer), overhead (tfdisc-built vs
+plain-Keras FCN2), xla (jit_compile on/off for training and the sweep), memory (FCN1-BNN peak RSS at
+batch 100; sweep throughput by batch size). Inputs are random: only time is measured.
+"""
+
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import tfdisc  # noqa: E402,F401
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfdisc import evaluation, io, models  # noqa: E402
+from tfdisc.training import AdversarialModel  # noqa: E402
+
+PARTS = ["sweep", "train", "overhead", "xla", "memory"]
+EPS = [0.01 * i for i in range(11)]
+flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
+flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs.")
+flags.DEFINE_integer("repeats", 5, "Timed repeats per variant (after one warm-up).", lower_bound=1)
+flags.DEFINE_integer("batches", 8, "Batches per timed run.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 100, "Batch size (FCN models).", lower_bound=1)
+flags.DEFINE_integer("conv_batch_size", 32, "Batch size (conv models).", lower_bound=1)
+flags.DEFINE_string("output", "benchmarks/results", "Writes <output>.json and <output>.md.")
+flags.DEFINE_bool("memory_child", False, "Internal: measure FCN1-BNN training memory in this process.")
+FLAGS = flags.FLAGS
+LOSS = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _data(model, batch_size):
+    shape = model.input_shape[1:]
+    n = FLAGS.batches * batch_size
+    rng = np.random.default_rng(0)
+    x = rng.random((n, *shape), dtype=np.float32)
+    y = rng.integers(0, model.output_shape[-1], n)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache()
+    for _ in dataset:  # fill the cache
+        pass
+    return dataset
+
+
+def _medians(variants):
+    """Warm each callable once, then time them in alternation; median seconds per variant."""
+    for fn in variants.values():
+        fn()
+    times = {name: [] for name in variants}
+    for _ in range(FLAGS.repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _build(key, **kwargs):
+    arch, precision = key.rsplit("_", 1)
+    return models.build_model(arch, precision=precision, **kwargs)
+
+
+def _batch_size(key):
+    return FLAGS.batch_size if key.startswith("fcn") else FLAGS.conv_batch_size
+
+
+def bench_sweep(key):
+    from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method as cleverhans_fgm
+
+    model = _build(key)
+    data = _data(model, _batch_size(key))
+    ours = evaluation.FgsmSweep(model)
+
+    @tf.function(reduce_retracing=True)
+    def cleverhans_correct(x, y, eps):
+        x_adv = cleverhans_fgm(model, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y)
+        return tf.reduce_sum(tf.cast(tf.argmax(model(x_adv, training=False), -1) == tf.cast(y, tf.int64), tf.int32))
+
+    def cleverhans_sweep():
+        return [sum(int(cleverhans_correct(x, y, tf.constant(e))) for x, y in data) for e in EPS]
+
+    t = _medians({"tfdisc": lambda: ours(data, EPS), "cleverhans": cleverhans_sweep})
+    images = FLAGS.batches * _batch_size(key)
+    return {"tfdisc_s": t["tfdisc"], "cleverhans_s": t["cleverhans"], "speedup": t["cleverhans"] / t["tfdisc"],
+            "tfdisc_images_per_s": images / t["tfdisc"]}
+
+
+def _compiled(model, jit_compile=False):
+    model.compile(tf.keras.optimizers.Adam(1e-3), LOSS, jit_compile=jit_compile)
+    return model
+
+
+def bench_train(key):
+    plain = _compiled(_build(key))
+    data = _data(plain, _batch_size(key))
+    variants = {"clean": plain}
+    for ratio in (0.5, 1.0):
+        variants[f"rfgsm_{ratio}"] = _compiled(AdversarialModel(_build(key), eps=0.1, alpha=0.05, adv_ratio=ratio))
+    t = _medians({name: (lambda m=m: m.fit(data, epochs=1, verbose=0)) for name, m in variants.items()})
+    result = {f"{name}_s": seconds for name, seconds in t.items()}
+    result.update({f"rfgsm_{r}_over_clean": t[f"rfgsm_{r}"] / t["clean"] for r in (0.5, 1.0)})
+    result.update(_art_vs_ours(key, data, t["rfgsm_0.5"]))
+    result["clean_images_per_s"] = FLAGS.batches * _batch_size(key) / t["clean"]
+    return result
+
+
+def _art_vs_ours(key, data, ours_seconds):
+    """ART's AdversarialTrainer (FGSM, ratio 0.5) on the same model and data, one epoch."""
+    try:
+        from art.attacks.evasion import FastGradientMethod
+        from art.defences.trainer import AdversarialTrainer
+        from art.estimators.classification import TensorFlowV2Classifier
+    except ImportError:
+        return {"art": "not installed (pip install -e .[bench])"}
+    model = _build(key)
+    optimizer = tf.keras.optimizers.Adam(1e-3)
+
+    @tf.function
+    def train_step(model, images, labels):
+        with tf.GradientTape() as tape:
+            loss = LOSS(labels, model(images, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+    classifier = TensorFlowV2Classifier(model, nb_classes=model.output_shape[-1], input_shape=model.input_shape[1:],
+                                        loss_object=LOSS, optimizer=optimizer, train_step=train_step, clip_values=(0, 1))
+    trainer = AdversarialTrainer(classifier, FastGradientMethod(classifier, eps=0.1), ratio=0.5)
+    x = np.concatenate([b[0].numpy() for b in data])
+    y = np.concatenate([b[1].numpy() for b in data])
+    t = _medians({"art": lambda: trainer.fit(x, y, nb_epochs=1, batch_size=_batch_size(key))})
+    return {"art_s": t["art"], "art_over_tfdisc": t["art"] / ours_seconds}
+
+
+def _plain_fcn2():
+    inputs = tf.keras.Input((28, 28, 1))
+    x = tf.keras.layers.Flatten()(inputs)
+    for _ in range(4):
+        x = tf.keras.layers.Dense(600)(x)
+        x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
+        x = tf.keras.layers.ReLU()(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(10)(x))
+
+
+def bench_overhead(_):
+    ours, plain = _compiled(_build("fcn2_full")), _compiled(_plain_fcn2())
+    assert ours.count_params() == plain.count_params()
+    data = _data(ours, FLAGS.batch_size)
+    t = _medians({"tfdisc": lambda: ours.fit(data, verbose=0), "keras": lambda: plain.fit(data, verbose=0)})
+    return {"tfdisc_s": t["tfdisc"], "keras_s": t["keras"], "throughput_ratio": t["keras"] / t["tfdisc"]}
+
+
+def bench_xla(key):
+    off, on = _compiled(_build(key)), _compiled(_build(key), jit_compile=True)
+    on.set_weights(off.get_weights())
+    data = _data(off, _batch_size(key))
+    train = _medians({"off": lambda: off.fit(data, verbose=0), "on": lambda: on.fit(data, verbose=0)})
+    sweep_off, sweep_on = evaluation.FgsmSweep(off), evaluation.FgsmSweep(off, jit_compile=True)
+    same = sweep_off(data, EPS)["accuracy"] == sweep_on(data, EPS)["accuracy"]
+    sweep = _medians({"off": lambda: sweep_off(data, EPS), "on": lambda: sweep_on(data, EPS)})
+    return {"train_speedup": train["off"] / train["on"], "sweep_speedup": sweep["off"] / sweep["on"],
+            "sweep_results_identical": same}
+
+
+def bench_memory(_):
+    child = subprocess.run([sys.executable, __file__, "--memory_child", "--parts=memory"], capture_output=True,
+                           text=True, check=True)
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    model = _build("fcn2_bnn")
+    for batch in (32, 128, 512):
+        data = _data(model, batch)
+        sweep = evaluation.FgsmSweep(model)
+        seconds = _medians({"sweep": lambda: sweep(data, EPS)})["sweep"]
+        result[f"fcn2_bnn_sweep_images_per_s_batch{batch}"] = FLAGS.batches * batch / seconds
+    return result
+
+
+def _memory_child():
+    """Peak resident memory of FCN1-BNN training at batch 100, printed as JSON."""
+    model = _compiled(_build("fcn1_bnn"))
+    built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model.fit(_data(model, 100), verbose=0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"fcn1_bnn_params": model.count_params(), "fcn1_bnn_peak_rss_mib": peak / 1024,
+                      "fcn1_bnn_training_rss_increase_mib": (peak - built) / 1024}))
+
+
+def _markdown(results):
+    lines = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; {FLAGS.repeats} repeats, "
+             f"{FLAGS.batches} batches each; median seconds.", ""]
+    for part, per_model in results["parts"].items():
+        lines += [f"### {part}", "", "| model | " + " | ".join(next(iter(per_model.values()))) + " |",
+                  "|---|" + "---|" * len(next(iter(per_model.values())))]
+        for key, values in per_model.items():
+            cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in values.values()]
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    if FLAGS.memory_child:
+        return _memory_child()
+    benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
+               "memory": bench_memory}
+    per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"]}
+    results = {"machine": f"{platform.processor() or platform.machine()}, "
+                          f"{len(tf.config.list_logical_devices('CPU'))} CPU device(s), "
+                          f"GPUs: {[d.name for d in tf.config.list_logical_devices('GPU')] or 'none'}",
+               "parts": {}}
+    for part in FLAGS.parts:
+        results["parts"][part] = {}
+        for key in per_model.get(part, FLAGS.models):
+            tf.keras.backend.clear_session()
+            results["parts"][part][key] = benches[part](key)
+            print(part, key, json.dumps(results["parts"][part][key]), flush=True)
+    io.write_json_atomic(f"{FLAGS.output}.json", results)
+    io.write_text_atomic(f"{FLAGS.output}.md", _markdown(results))
+    print(_markdown(results))
+
+
+if __name__ == "__main__":
+    app.run(main)
