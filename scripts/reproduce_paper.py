@@ -70,8 +70,11 @@ def run_grid():
         resume = (run_dir / "checkpoints").is_dir()
         logging.info("%s %s", "resuming" if resume else "running", run_dir)
         subprocess.run(args + [f"--run_name={name}", f"--resume={resume}"], check=True)
-        if not (run_dir / "budget.json").exists() or not FLAGS.reevaluate:
-            io.write_json_atomic(run_dir / "budget.json", {"budget": FLAGS.budget, "command": "python " + " ".join(sys.argv)})
+        command = "python " + " ".join(sys.argv)
+        label = {"budget": FLAGS.budget, "command": command}
+        if FLAGS.reevaluate and (run_dir / "budget.json").exists():
+            label = {**json.loads((run_dir / "budget.json").read_text()), "evaluation_command": command}
+        io.write_json_atomic(run_dir / "budget.json", label)
 
 
 def _load_results(root):
@@ -82,6 +85,7 @@ def _load_results(root):
         label = json.loads(budget.read_text()) if budget.exists() else {}
         result["budget"] = label.get("budget", "unlabelled")
         result["command"] = label.get("command", "")
+        result["evaluation_command"] = label.get("evaluation_command", "")
         result["run_dir"] = str(path.parent)
         results.append(result)
     return results
@@ -214,8 +218,10 @@ def write_report(results, path, evaluations=()):
                   f"{r0['epochs']} epochs, {r0['test_examples']} test examples, "
                   f"training time per run {min(r['train_seconds'] for r in group):.0f}–"
                   f"{max(r['train_seconds'] for r in group):.0f} s on this machine (2 CPU cores).", "",
-                  "Command: `" + (r0["command"] or "unrecorded") + "`", "",
-                  _table(group, dataset), ""]
+                  "Command: `" + (r0["command"] or "unrecorded") + "`", ""]
+        if r0["evaluation_command"]:
+            parts += ["Attacks beyond FGSM added afterwards, without retraining: `" + r0["evaluation_command"] + "`", ""]
+        parts += [_table(group, dataset), ""]
         claims = _claims(group, dataset, arch)
         if claims:
             parts += ["| the study's claim | by our numbers | evidence |", "|---|---|---|"]
