@@ -221,11 +221,16 @@ def _build(strategy):
     return trainer, model
 
 
-def _train_seconds(history_path):
-    """Training time over all epochs of the run, resumed ones included, from history.csv."""
-    with open(history_path) as f:
+def _train_seconds(run_dir):
+    """Training time over all epochs of the run, resumed ones included: history.csv, or a finished run's results."""
+    with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
-    return sum(float(row["epoch_seconds"]) for row in rows if row.get("epoch_seconds") not in (None, "", "NA"))
+    seconds = sum(float(row["epoch_seconds"]) for row in rows if row.get("epoch_seconds") not in (None, "", "NA"))
+    previous = os.path.join(run_dir, "results.json")
+    if os.path.exists(previous):  # a finished run evaluated again
+        with open(previous) as f:
+            seconds = max(seconds, json.load(f).get("train_seconds", 0.0))
+    return seconds
 
 
 def _write_summary(model, path):
@@ -286,7 +291,7 @@ def run():
     logging.info("Training %s for epochs %d..%d", model.name, initial_epoch + 1, epochs)
     trainer.fit(train, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, validation_data=test,
                 callbacks=fit_callbacks, verbose=verbose)
-    train_seconds = _train_seconds(os.path.join(run_dir, "history.csv"))
+    train_seconds = _train_seconds(run_dir)
 
     if chief and FLAGS.export:
         model.save(os.path.join(run_dir, "saved_model"))
