@@ -5,6 +5,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 
@@ -293,7 +294,7 @@ def run():
                 callbacks=fit_callbacks, verbose=verbose)
     train_seconds = _train_seconds(run_dir)
 
-    if chief and FLAGS.export:
+    if FLAGS.export:  # every worker saves (non-chief ones into a temporary folder), as tf.distribute asks
         model.save(os.path.join(run_dir, "saved_model"))
     for layer in model.submodules:
         if isinstance(layer, InputDiscretization):
@@ -318,6 +319,7 @@ def run():
         "replicas": strategy.num_replicas_in_sync, "versions": versions(),
     }
     if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
         return results
     curves = {f"FGSM sweep ({sweep['gradient']} gradient)": (sweep["eps"], sweep["accuracy"])}
     curves.update({f"{name} ({report['examples']} ex.)": (c["eps"], c["accuracy"]) for name, c in report["attacks"].items()})

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,34 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
     assert single["replicas"] == 1 and mirrored["replicas"] == 2
     assert abs(mirrored["clean_accuracy"] - single["clean_accuracy"]) < 0.03
     assert abs(mirrored["sweep"]["accuracy"][1] - single["sweep"]["accuracy"][1]) < 0.05
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_on_loopback(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(
+            [sys.executable, str(EXPERIMENTS / "mnist.py"), "--distribute=multi_worker", "--epochs=1",
+             "--train_examples=400", "--test_examples=200", "--batch_size=50", "--sweep_every=0", "--sweep_eps=0,0.1",
+             f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path}", "--run_name=multi"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [worker.communicate(timeout=400)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    results = json.loads((tmp_path / "multi" / "results.json").read_text())  # only the chief writes here
+    assert results["replicas"] == 2 and results["clean_accuracy"] > 0.3
+    assert (tmp_path / "multi" / "saved_model" / "saved_model.pb").is_file()
 
 
 def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
