@@ -125,16 +125,21 @@ def sweep(model, data, eps_values, verbose=0):
 ATTACKS = ("fgsm", "pgd", "square", "transfer")
 
 
-def _attack_fns(model, attacks_to_run, surrogate, pgd_steps, pgd_restarts, square_queries, seed):
-    """name -> compiled fn(x, y, eps) giving the adversarial batch; eps is a tensor, so no retrace per eps."""
+def _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed):
+    """name -> compiled fn(x, y, eps, fgsm_direction) giving the adversarial batch; eps is a tensor (no retrace)."""
     makers = {
-        "fgsm": lambda x, y, eps: attacks_lib.fast_gradient_method(model, x, y, eps),
-        "pgd": lambda x, y, eps: attacks_lib.projected_gradient_descent(
+        "fgsm": lambda x, y, eps, direction: x + eps * direction,  # clipped below; direction shared across eps
+        "pgd": lambda x, y, eps, _: attacks_lib.projected_gradient_descent(
             model, x, y, eps, 2.5 * eps / pgd_steps, pgd_steps, seed=seed, n_restarts=pgd_restarts),
-        "square": lambda x, y, eps: attacks_lib.square_attack(model, x, y, eps, n_queries=square_queries, seed=seed),
-        "transfer": lambda x, y, eps: attacks_lib.transfer_attack(surrogate, x, y, eps),
+        "square": lambda x, y, eps, _: attacks_lib.square_attack(model, x, y, eps, n_queries=square_queries, seed=seed),
+        "transfer": lambda x, y, eps, _: attacks_lib.transfer_attack(surrogate, x, y, eps),
     }
-    return {name: tf.function(makers[name], reduce_retracing=True) for name in attacks_to_run}
+
+    def compiled(make):
+        return tf.function(lambda x, y, eps, direction: tf.clip_by_value(make(x, y, eps, direction), 0.0, 1.0),
+                           reduce_retracing=True)
+
+    return {name: compiled(makers[name]) for name in attacks}
 
 
 def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
@@ -196,8 +201,13 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
     data = as_dataset(data)
     fns = _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed)
     predict = tf.function(lambda x: tf.argmax(attacks_lib.logits_of(model, x), axis=-1), reduce_retracing=True)
-    gradient_is_zero = tf.function(lambda x, y: tf.reduce_all(tf.equal(
-        tf.reshape(attacks_lib.loss_gradient(model, x, y), [tf.shape(x)[0], -1]), 0.0), axis=1), reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def clean_pass(x, y):
+        """Clean correctness, the FGSM direction and which examples have an all-zero input gradient."""
+        logits, gradient = attacks_lib.logits_and_gradient(model, x, y)
+        flat = tf.reshape(gradient, [tf.shape(x)[0], -1])
+        return tf.argmax(logits, axis=-1) == y, tf.sign(gradient), tf.reduce_all(tf.equal(flat, 0.0), axis=1)
     correct = {name: np.zeros(len(eps), np.int64) for name in attacks}
     worst = np.zeros(len(eps), np.int64)
     clean = examples = zero_gradient = 0
@@ -205,13 +215,14 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
     start = time.perf_counter()
     for x, y in data:
         x, y = tf.cast(x, tf.float32), tf.cast(y, tf.int64)
-        clean += int(tf.reduce_sum(tf.cast(predict(x) == y, tf.int32)))
-        zero_gradient += int(tf.reduce_sum(tf.cast(gradient_is_zero(x, y), tf.int32)))
+        correct_clean, direction, zero = clean_pass(x, y)
+        clean += int(tf.reduce_sum(tf.cast(correct_clean, tf.int32)))
+        zero_gradient += int(tf.reduce_sum(tf.cast(zero, tf.int32)))
         examples += int(tf.shape(x)[0])
         for i, e in enumerate(eps):
             survived = np.ones(int(tf.shape(x)[0]), bool)
             for name, fn in fns.items():
-                ok = (predict(fn(x, y, tf.constant(e, tf.float32))) == y).numpy()
+                ok = (predict(fn(x, y, tf.constant(e, tf.float32), direction)) == y).numpy()
                 correct[name][i] += ok.sum()
                 survived &= ok
             worst[i] += survived.sum()
