@@ -43,6 +43,7 @@ flags.DEFINE_string("data_dir", None, "Passed to the experiment scripts.")
 flags.DEFINE_string("output_dir", "runs/paper", "Where the runs go (one folder per budget label).")
 flags.DEFINE_string("report", "REPORT.md", "Report to write.")
 flags.DEFINE_multi_string("extra", [], "Extra flag for every run, e.g. --extra=--sweep_every=0.")
+flags.DEFINE_string("notes", "docs/report_notes.md", "Hand-written analysis appended to the report, if the file exists.")
 flags.DEFINE_bool("report_only", False, "Only rebuild the report from existing results.")
 flags.DEFINE_bool("reevaluate", False, "Evaluate finished runs again (e.g. with --extra=--attacks=...), no training.")
 FLAGS = flags.FLAGS
@@ -234,6 +235,8 @@ def write_report(results, path, evaluations=()):
         parts += [f"![{dataset} {arch}]({figure.relative_to(Path(path).parent)})", ""]
     if evaluations:
         parts += _evaluation_section(evaluations)
+    if FLAGS.notes and os.path.exists(FLAGS.notes):
+        parts += [Path(FLAGS.notes).read_text()]
     io.write_text_atomic(path, "\n".join(parts))
 
 

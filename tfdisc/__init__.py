@@ -28,7 +28,7 @@ def _select_legacy_keras():
 
 _select_legacy_keras()
 
-from tfdisc import attacks, callbacks, evaluation, layers, models, ops, training  # noqa: E402
+from tfdisc import attacks, callbacks, datasets, evaluation, layers, models, ops, training  # noqa: E402
 from tfdisc.layers import InputDiscretization  # noqa: E402
 from tfdisc.models import build_model  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
@@ -40,6 +40,7 @@ __all__ = [
     "attacks",
     "build_model",
     "callbacks",
+    "datasets",
     "evaluation",
     "layers",
     "models",
