@@ -163,6 +163,14 @@ def test_bad_arguments_raise(call, message, small_model, batch):
         call(small_model, x, y)
 
 
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "square"])
+def test_float64_inputs_keep_their_dtype(name, batch):
+    x, y = batch
+    model_fn = lambda z: tf.reshape(tf.cast(z, tf.float64), [-1, 784])[:, :10]  # noqa: E731  (a float64 "model")
+    x_adv = ATTACKS[name](model_fn, x.astype(np.float64), y, 0.1)
+    assert x_adv.dtype == tf.float64
+
+
 def test_random_fgsm_with_a_seed_is_reproducible(small_model, batch):
     x, y = batch
     a = attacks.random_fgsm(small_model, x, y, 0.1, 0.05, seed=3).numpy()

@@ -1,6 +1,7 @@
 """L∞ attacks as plain functions over `model_fn(x) -> logits` (CleverHans v4 conventions).
 
-Pixels live in [0, 1], so `eps` is in pixel units (8/255 is eight 8-bit levels). A Keras model
+Pixels live in [0, 1], so `eps` is in pixel units (8/255 is eight 8-bit levels); float inputs keep
+their dtype and uint8 inputs are scaled to float32. A Keras model
 passed as `model_fn` is called with `training=False`. Nothing here is wrapped in
 `tf.function`: the caller compiles once, and `eps` may be a tensor, so changing it never
 retraces. Labels `y` are int class ids; `y=None` attacks the model's own predictions
@@ -9,7 +10,7 @@ retraces. Labels `y` are int class ids; `y=None` attacks the model's own predict
 
 import tensorflow as tf
 
-from tfdisc.ops import to_unit_float
+from tfdisc.ops import pixels_as_float
 
 
 def _check_non_negative(name, value):
@@ -65,7 +66,7 @@ def loss_gradient(model_fn, x, y):
 def fast_gradient_method(model_fn, x, y, eps, clip_min=0.0, clip_max=1.0, targeted=False):
     """FGSM: clip(x + eps·sign(∇x L(x, y)), clip_min, clip_max); `targeted` descends toward y."""
     eps = _check_non_negative("eps", eps)
-    x = to_unit_float(x)
+    x = pixels_as_float(x)
     y = _labels(model_fn, x, y)
     direction = tf.sign(loss_gradient(model_fn, x, y))
     if targeted:
@@ -84,7 +85,7 @@ def random_fgsm(model_fn, x, y, eps, alpha, clip_min=0.0, clip_max=1.0, seed=Non
     static_eps, static_alpha = tf.get_static_value(eps), tf.get_static_value(alpha)
     if static_eps is not None and static_alpha is not None and static_alpha > static_eps:
         raise ValueError(f"alpha must be <= eps (the random step spends part of the budget); got alpha={static_alpha}, eps={static_eps}.")
-    x = to_unit_float(x)
+    x = pixels_as_float(x)
     y = _labels(model_fn, x, y)
     noise = _normal(tf.shape(x), seed)
     x_rand = tf.clip_by_value(x + tf.cast(alpha, x.dtype) * tf.sign(noise), clip_min, clip_max)
@@ -104,7 +105,7 @@ def projected_gradient_descent(model_fn, x, y, eps, eps_iter, nb_iter, rand_init
     eps_iter = _check_non_negative("eps_iter", eps_iter)
     _check_positive_int("nb_iter", nb_iter)
     _check_positive_int("n_restarts", n_restarts)
-    x = to_unit_float(x)
+    x = pixels_as_float(x)
     y = _labels(model_fn, x, y)
     eps = tf.cast(eps, x.dtype)
 
@@ -151,7 +152,7 @@ def square_attack(model_fn, x, y, eps, n_queries=1000, p_init=0.05, clip_min=0.0
     """
     eps = _check_non_negative("eps", eps)
     _check_positive_int("n_queries", n_queries)
-    x = to_unit_float(x)
+    x = pixels_as_float(x)
     if x.shape.rank != 4:
         raise ValueError(f"square_attack needs NHWC images; got shape {x.shape}.")
     y = tf.cast(_labels(model_fn, x, y), tf.int64)
@@ -223,6 +224,6 @@ def _normal(shape, seed):
 
 def _uniform(shape, low, high, seed, restart=0):
     if seed is None:
-        return tf.random.uniform(shape, low, high)
+        return tf.random.uniform(shape, low, high, dtype=low.dtype)
     return tf.random.stateless_uniform(shape, seed=tf.stack([tf.cast(seed, tf.int32), 1 + tf.cast(restart, tf.int32)]),
-                                       minval=low, maxval=high)
+                                       minval=low, maxval=high, dtype=low.dtype)

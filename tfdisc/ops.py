@@ -20,14 +20,14 @@ def check_bits(bits):
         raise ValueError(f"bits must be an int in 1..8 (8 keeps all 256 pixel levels); got {bits!r}.")
 
 
-def to_unit_float(x):
-    """uint8 pixels 0..255 become float32 in [0, 1]; floats are cast to float32 unchanged."""
+def pixels_as_float(x):
+    """uint8 pixels 0..255 become float32 in [0, 1]; float pixels pass through in their own dtype."""
     x = tf.convert_to_tensor(x)
     if x.dtype == tf.uint8:
         return tf.cast(x, tf.float32) / 255.0
     if not x.dtype.is_floating:
         raise ValueError(f"Pixels must be uint8 0..255 or float in [0, 1]; got dtype {x.dtype.name}.")
-    return tf.cast(x, tf.float32)
+    return x
 
 
 def discretize(x, bits, mode="floor", gradient="identity"):
@@ -44,7 +44,7 @@ def discretize(x, bits, mode="floor", gradient="identity"):
     check_bits(bits)
     check_choice("mode", mode, MODES)
     check_choice("gradient", gradient, GRADIENTS)
-    x = to_unit_float(x)
+    x = tf.cast(pixels_as_float(x), tf.float32)
 
     @tf.custom_gradient
     def quantize(x):
