@@ -35,7 +35,8 @@ EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
 flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs.")
 flags.DEFINE_integer("repeats", 5, "Timed repeats per variant (after one warm-up).", lower_bound=1)
-flags.DEFINE_integer("batches", 8, "Batches per timed run.", lower_bound=1)
+flags.DEFINE_integer("batches", 8, "Batches per timed run (FCN models).", lower_bound=1)
+flags.DEFINE_integer("conv_batches", 2, "Batches per timed run (conv models, slow on CPUs).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 100, "Batch size (FCN models).", lower_bound=1)
 flags.DEFINE_integer("conv_batch_size", 32, "Batch size (conv models).", lower_bound=1)
 flags.DEFINE_string("output", "benchmarks/results", "Writes <output>.json and <output>.md.")
@@ -44,9 +45,13 @@ FLAGS = flags.FLAGS
 LOSS = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def _data(model, batch_size):
+def _batches(key):
+    return FLAGS.batches if key.startswith("fcn") else FLAGS.conv_batches
+
+
+def _data(model, batch_size, batches=None):
     shape = model.input_shape[1:]
-    n = FLAGS.batches * batch_size
+    n = (batches or (FLAGS.batches if len(shape) == 3 and shape[-1] == 1 else FLAGS.conv_batches)) * batch_size
     rng = np.random.default_rng(0)
     x = rng.random((n, *shape), dtype=np.float32)
     y = rng.integers(0, model.output_shape[-1], n)
@@ -94,7 +99,7 @@ def bench_sweep(key):
         return [sum(int(cleverhans_correct(x, y, tf.constant(e))) for x, y in data) for e in EPS]
 
     t = _medians({"tfdisc": lambda: ours(data, EPS), "cleverhans": cleverhans_sweep})
-    images = FLAGS.batches * _batch_size(key)
+    images = _batches(key) * _batch_size(key)
     return {"tfdisc_s": t["tfdisc"], "cleverhans_s": t["cleverhans"], "speedup": t["cleverhans"] / t["tfdisc"],
             "tfdisc_images_per_s": images / t["tfdisc"]}
 
@@ -114,7 +119,7 @@ def bench_train(key):
     result = {f"{name}_s": seconds for name, seconds in t.items()}
     result.update({f"rfgsm_{r}_over_clean": t[f"rfgsm_{r}"] / t["clean"] for r in (0.5, 1.0)})
     result.update(_art_vs_ours(key, data, t["rfgsm_0.5"]))
-    result["clean_images_per_s"] = FLAGS.batches * _batch_size(key) / t["clean"]
+    result["clean_images_per_s"] = _batches(key) * _batch_size(key) / t["clean"]
     return result
 
 
@@ -180,10 +185,10 @@ def bench_memory(_):
     result = json.loads(child.stdout.strip().splitlines()[-1])
     model = _build("fcn2_bnn")
     for batch in (32, 128, 512):
-        data = _data(model, batch)
+        data = _data(model, batch, batches=max(1, 2048 // batch))
         sweep = evaluation.FgsmSweep(model)
         seconds = _medians({"sweep": lambda: sweep(data, EPS)})["sweep"]
-        result[f"fcn2_bnn_sweep_images_per_s_batch{batch}"] = FLAGS.batches * batch / seconds
+        result[f"fcn2_bnn_sweep_images_per_s_batch{batch}"] = max(1, 2048 // batch) * batch / seconds
     return result
 
 
@@ -191,15 +196,16 @@ def _memory_child():
     """Peak resident memory of FCN1-BNN training at batch 100, printed as JSON."""
     model = _compiled(_build("fcn1_bnn"))
     built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    model.fit(_data(model, 100), verbose=0)
+    model.fit(_data(model, 100, batches=3), verbose=0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"fcn1_bnn_params": model.count_params(), "fcn1_bnn_peak_rss_mib": peak / 1024,
                       "fcn1_bnn_training_rss_increase_mib": (peak - built) / 1024}))
 
 
 def _markdown(results):
-    lines = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; {FLAGS.repeats} repeats, "
-             f"{FLAGS.batches} batches each; median seconds.", ""]
+    lines = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; {FLAGS.repeats} repeats of "
+             f"{FLAGS.batches} batches of {FLAGS.batch_size} (FCN) or {FLAGS.conv_batches} of {FLAGS.conv_batch_size} "
+             "(conv); median seconds.", ""]
     for part, per_model in results["parts"].items():
         lines += [f"### {part}", "", "| model | " + " | ".join(next(iter(per_model.values()))) + " |",
                   "|---|" + "---|" * len(next(iter(per_model.values())))]
