@@ -49,9 +49,9 @@ def _batches(key):
     return FLAGS.batches if key.startswith("fcn") else FLAGS.conv_batches
 
 
-def _data(model, batch_size, batches=None):
+def _data(model, batch_size, batches):
     shape = model.input_shape[1:]
-    n = (batches or (FLAGS.batches if len(shape) == 3 and shape[-1] == 1 else FLAGS.conv_batches)) * batch_size
+    n = batches * batch_size
     rng = np.random.default_rng(0)
     x = rng.random((n, *shape), dtype=np.float32)
     y = rng.integers(0, model.output_shape[-1], n)
@@ -87,7 +87,7 @@ def bench_sweep(key):
     from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method as cleverhans_fgm
 
     model = _build(key)
-    data = _data(model, _batch_size(key))
+    data = _data(model, _batch_size(key), _batches(key))
     ours = evaluation.FgsmSweep(model)
 
     @tf.function(reduce_retracing=True)
@@ -111,7 +111,7 @@ def _compiled(model, jit_compile=False):
 
 def bench_train(key):
     plain = _compiled(_build(key))
-    data = _data(plain, _batch_size(key))
+    data = _data(plain, _batch_size(key), _batches(key))
     variants = {"clean": plain}
     for ratio in (0.5, 1.0):
         variants[f"rfgsm_{ratio}"] = _compiled(AdversarialModel(_build(key), eps=0.1, alpha=0.05, adv_ratio=ratio))
@@ -162,7 +162,7 @@ def _plain_fcn2():
 def bench_overhead(_):
     ours, plain = _compiled(_build("fcn2_full")), _compiled(_plain_fcn2())
     assert ours.count_params() == plain.count_params()
-    data = _data(ours, FLAGS.batch_size)
+    data = _data(ours, FLAGS.batch_size, FLAGS.batches)
     t = _medians({"tfdisc": lambda: ours.fit(data, verbose=0), "keras": lambda: plain.fit(data, verbose=0)})
     return {"tfdisc_s": t["tfdisc"], "keras_s": t["keras"], "throughput_ratio": t["keras"] / t["tfdisc"]}
 
@@ -170,7 +170,7 @@ def bench_overhead(_):
 def bench_xla(key):
     off, on = _compiled(_build(key)), _compiled(_build(key), jit_compile=True)
     on.set_weights(off.get_weights())
-    data = _data(off, _batch_size(key))
+    data = _data(off, _batch_size(key), _batches(key))
     train = _medians({"off": lambda: off.fit(data, verbose=0), "on": lambda: on.fit(data, verbose=0)})
     sweep_off, sweep_on = evaluation.FgsmSweep(off), evaluation.FgsmSweep(off, jit_compile=True)
     same = sweep_off(data, EPS)["accuracy"] == sweep_on(data, EPS)["accuracy"]
@@ -185,7 +185,7 @@ def bench_memory(_):
     result = json.loads(child.stdout.strip().splitlines()[-1])
     model = _build("fcn2_bnn")
     for batch in (32, 128, 512):
-        data = _data(model, batch, batches=max(1, 2048 // batch))
+        data = _data(model, batch, max(1, 2048 // batch))
         sweep = evaluation.FgsmSweep(model)
         seconds = _medians({"sweep": lambda: sweep(data, EPS)})["sweep"]
         result[f"fcn2_bnn_sweep_images_per_s_batch{batch}"] = max(1, 2048 // batch) * batch / seconds
@@ -196,7 +196,7 @@ def _memory_child():
     """Peak resident memory of FCN1-BNN training at batch 100, printed as JSON."""
     model = _compiled(_build("fcn1_bnn"))
     built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    model.fit(_data(model, 100, batches=3), verbose=0)
+    model.fit(_data(model, 100, 3), verbose=0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"fcn1_bnn_params": model.count_params(), "fcn1_bnn_peak_rss_mib": peak / 1024,
                       "fcn1_bnn_training_rss_increase_mib": (peak - built) / 1024}))
