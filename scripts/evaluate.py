@@ -9,6 +9,7 @@
 """
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def main(argv):
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     report.update(model=FLAGS.model, surrogate=FLAGS.surrogate, dataset=FLAGS.dataset, name=model.name,
-                  command="python " + " ".join(sys.argv))
+                  command=shlex.join(["python", *sys.argv]))
     print(f"{model.name} on {report['examples']} {FLAGS.dataset} test examples, {FLAGS.gradient} gradient: "
           f"clean {report['clean_accuracy']:.4f}, {report['seconds']:.0f} s")
     print(f"{'eps':>8}" + "".join(f"  {n:>9}" for n in report["attacks"]) + "  worst case")
