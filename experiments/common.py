@@ -153,9 +153,13 @@ def make_strategy():
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--distribute=multi_worker needs TF_CONFIG describing the cluster and this task.")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
-        d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if gpus:
+        return tf.distribute.MirroredStrategy(gpus)
+    # On CPUs, reduce through one device: collective ops add nothing there, and their process-wide
+    # keys clash when a process creates a second strategy.
+    return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")],
+                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
 def _split_cpu():

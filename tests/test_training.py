@@ -59,7 +59,7 @@ def test_all_adversarial_batches_log_no_clean_training_part(mnist_small):
 
 def test_trains_under_mirrored_strategy_with_two_replicas(mnist_small):
     x, y, x_test, y_test = mnist_small
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
     assert strategy.num_replicas_in_sync == 2
     model = _compiled(strategy=strategy, eps=0.1, alpha=0.05)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
