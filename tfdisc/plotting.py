@@ -11,8 +11,10 @@ def plot_accuracy_vs_eps(curves, path, title):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    if len(curves) > 10:  # the default cycle repeats after 10 colours
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for label, (eps, accuracy) in curves.items():
-        ax.plot(eps, accuracy, marker="o", markersize=3, label=label)
+        ax.plot(eps, accuracy, marker="o", markersize=3, label=label, linestyle="--" if "adv" in label else "-")
     ax.set_xlabel("ε (L∞, pixels in [0, 1])")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
