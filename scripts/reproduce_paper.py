@@ -207,7 +207,7 @@ def _evaluation_section(evaluations):
     for ev in evaluations:
         names = list(ev["attacks"])
         settings = ev["settings"]
-        parts += [f"### {ev['name']}, gradient = {ev['gradient']}", "",
+        parts += [f"### {Path(ev['model']).name} ({ev['name']}), gradient = {ev['gradient']}", "",
                   f"{ev['examples']} {ev['dataset']} test examples; clean accuracy {100 * ev['clean_accuracy']:.1f}%; "
                   f"PGD {settings['pgd_steps']} steps × {settings['pgd_restarts']} restart(s); Square "
                   f"{settings['square_queries']} queries; surrogate `{ev.get('surrogate')}`; "
