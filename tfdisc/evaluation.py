@@ -53,6 +53,11 @@ def discretization_gradient(model):
     return modes.pop() if len(modes) == 1 else (None if not modes else "mixed")
 
 
+def _zero_rows(gradient):
+    """Per example: is its input gradient exactly zero everywhere (FGSM cannot move it)?"""
+    return tf.reduce_all(tf.equal(tf.reshape(gradient, [tf.shape(gradient)[0], -1]), 0.0), axis=1)
+
+
 class FgsmSweep:
     """FGSM accuracy for many eps at once; compiled once per model, reusable across calls.
 
@@ -73,8 +78,7 @@ class FgsmSweep:
         logits, gradient = attacks_lib.logits_and_gradient(self.model, x, y)
         clean = tf.reduce_sum(tf.cast(tf.argmax(logits, axis=-1) == y, tf.int32))
         direction = tf.sign(gradient)
-        flat = tf.reshape(tf.abs(gradient), [tf.shape(x)[0], -1])
-        zero_gradient = tf.reduce_sum(tf.cast(tf.reduce_max(flat, axis=1) == 0, tf.int32))
+        zero_gradient = tf.reduce_sum(tf.cast(_zero_rows(gradient), tf.int32))
 
         def correct_at(e):
             x_adv = tf.clip_by_value(x + e * direction, self.clip_min, self.clip_max)
@@ -206,8 +210,7 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
     def clean_pass(x, y):
         """Clean correctness, the FGSM direction and which examples have an all-zero input gradient."""
         logits, gradient = attacks_lib.logits_and_gradient(model, x, y)
-        flat = tf.reshape(gradient, [tf.shape(x)[0], -1])
-        return tf.argmax(logits, axis=-1) == y, tf.sign(gradient), tf.reduce_all(tf.equal(flat, 0.0), axis=1)
+        return tf.argmax(logits, axis=-1) == y, tf.sign(gradient), _zero_rows(gradient)
     correct = {name: np.zeros(len(eps), np.int64) for name in attacks}
     worst = np.zeros(len(eps), np.int64)
     clean = examples = zero_gradient = 0

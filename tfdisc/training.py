@@ -73,6 +73,3 @@ class AdversarialModel(tf.keras.Model):
     def save(self, *args, **kwargs):
         """Save the plain underlying model (what users deploy), not this training wrapper."""
         return self.model.save(*args, **kwargs)
-
-    def get_config(self):
-        return {"eps": self.eps, "alpha": self.alpha, "adv_ratio": self.adv_ratio, "seed": self.seed}
