@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import DATA_DIR
-from tfdisc import datasets
+from tfdisc import datasets, evaluation
 
 
 def _write_idx(path, array):
@@ -69,6 +69,14 @@ def test_shuffled_pipeline_is_seeded_per_epoch():
     assert sorted(sum(run[:2], [])) == list(range(10)) and run[:2] != run[2:]
     assert labels(1, epochs=1) == run[2:]
     assert labels(0, seed=4) != run
+
+
+def test_in_memory_pipelines_run_without_autotuning():
+    # Autotuning stalls every iterator's teardown until its thread wakes (see without_autotune).
+    x, y = np.zeros((4, 2, 2, 1), np.uint8), np.zeros(4, np.int64)
+    for dataset in (datasets.pipeline(x, y, 2), datasets.pipeline(x, y, 2, shuffle_seed=0)):
+        assert dataset.options().autotune.enabled is False
+    assert evaluation.as_dataset((x, y)).options().autotune.enabled is False
 
 
 def _bad_npz(tmp_path, **arrays):

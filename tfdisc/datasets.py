@@ -169,8 +169,21 @@ def _to_float(images, labels):
     return tf.cast(images, tf.float32) / 255.0, labels
 
 
+def without_autotune(dataset):
+    """`dataset` with tf.data autotuning off: for data already in memory, where it has nothing to tune.
+
+    Autotuning's background thread makes the teardown of every iterator wait for its next
+    wake-up, 10·(2^k − 1) ms after the iterator started: `evaluate` on the MNIST test set took
+    0.63 s of wall time instead of 0.45 s, and every `fit` epoch over a finite dataset rounded up
+    the same way.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
-    """tf.data of (float32 in [0, 1], int64) batches over uint8 arrays, prefetched.
+    """tf.data of (float32 in [0, 1], int64) batches over uint8 arrays, prefetched, autotuning off.
 
     Without `shuffle_seed`: one pass in order, cached. With it: endless epochs from
     `first_epoch`, epoch e a permutation seeded by (shuffle_seed, e), so a resumed run sees the
@@ -178,7 +191,7 @@ def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
     """
     if shuffle_seed is None:
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-        return dataset.map(_to_float, tf.data.AUTOTUNE).cache().prefetch(tf.data.AUTOTUNE)
+        return without_autotune(dataset.map(_to_float, tf.data.AUTOTUNE).cache().prefetch(tf.data.AUTOTUNE))
     images, labels = tf.constant(x), tf.constant(y)
     seed = tf.constant(shuffle_seed, tf.int64)
 
@@ -187,7 +200,8 @@ def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
         return batches.map(lambda i: _to_float(tf.gather(images, i), tf.gather(labels, i)), tf.data.AUTOTUNE)
 
-    return tf.data.Dataset.counter(first_epoch, dtype=tf.int64).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
+    epochs = tf.data.Dataset.counter(first_epoch, dtype=tf.int64).flat_map(epoch)
+    return without_autotune(epochs.prefetch(tf.data.AUTOTUNE))
 
 
 def load(name, split, *, data_dir=None, batch_size=128, examples=None, shuffle_seed=None, first_epoch=0,

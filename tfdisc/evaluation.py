@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdisc import attacks as attacks_lib
+from tfdisc.datasets import without_autotune
 from tfdisc.layers import InputDiscretization
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def as_dataset(data, batch_size=256):
         raise ValueError(f"float images must lie in [0, 1]; got [{x.min()}, {x.max()}]. Divide 0..255 images by 255.")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be int class ids; got dtype {y.dtype}.")
-    return tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64))).batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+    return without_autotune(dataset.batch(batch_size))
 
 
 def discretization_gradient(model):
