@@ -91,6 +91,22 @@ def test_bad_arguments_raise(kwargs, message):
         AdversarialModel(models.build_model("fcn2", width=8, depth=1), **kwargs)
 
 
+def test_a_new_budget_takes_effect_without_retracing(mnist_small):
+    x, y, x_test, y_test = mnist_small
+    model = _compiled(eps=0.3)
+    model.fit(x[:400], y[:400], batch_size=100, epochs=1, verbose=0)
+    attacked = model.evaluate(x_test, y_test, batch_size=100, verbose=0, return_dict=True)
+    traces = [fn.experimental_get_tracing_count() for fn in (model.train_function, model.test_function)]
+    model.set_budget(0.0)
+    assert (model.eps, model.alpha) == (0.0, 0.0)
+    model.fit(x[:400], y[:400], batch_size=100, epochs=1, verbose=0)
+    unattacked = model.evaluate(x_test, y_test, batch_size=100, verbose=0, return_dict=True)
+    assert unattacked["adv_accuracy"] == unattacked["clean_accuracy"] > attacked["adv_accuracy"]
+    assert [fn.experimental_get_tracing_count() for fn in (model.train_function, model.test_function)] == traces
+    with pytest.raises(ValueError, match="alpha <= eps"):
+        model.set_budget(0.1, alpha=0.2)
+
+
 def test_train_step_does_not_retrace_across_epochs_or_batches(mnist_small):
     x, y, _, _ = mnist_small
     model = _compiled(eps=0.1)

@@ -13,19 +13,19 @@ class AdversarialModel(tf.keras.Model):
     under `tf.stop_gradient`, then takes one ordinary optimizer step on the mixed batch.
     Logs `adv_loss`/`adv_accuracy` and, when adv_ratio < 1, `clean_loss`/`clean_accuracy` on the
     two parts of each batch; `evaluate` reports them for clean inputs and for FGSM at `eps`. Labels are int ids, the model's
-    outputs logits. `save` exports the plain underlying model.
+    outputs logits. `set_budget` changes eps and alpha between epochs (an eps warm-up, say) without
+    retracing. `save` exports the plain underlying model.
     """
 
     def __init__(self, model, eps, alpha=None, adv_ratio=0.5, seed=None, **kwargs):
         super().__init__(name=kwargs.pop("name", f"adversarial_{model.name}"), **kwargs)
-        alpha = eps / 2 if alpha is None else alpha
-        if not 0 <= alpha <= eps:
-            raise ValueError(f"Need 0 <= alpha <= eps for R-FGSM; got eps={eps}, alpha={alpha}.")
         if not 0 < adv_ratio <= 1:
             raise ValueError(f"adv_ratio is the share of each batch made adversarial, in (0, 1]; got {adv_ratio}.")
         self.model = model
-        self.eps = float(eps)
-        self.alpha = float(alpha)
+        # Variables, not Python floats: a new budget reaches the compiled step without a retrace.
+        self._eps = tf.Variable(0.0, trainable=False, name="eps")
+        self._alpha = tf.Variable(0.0, trainable=False, name="alpha")
+        self.set_budget(eps, alpha)
         self.adv_ratio = float(adv_ratio)
         self.seed = seed
         # A tracked generator: checkpoints hold its state, so a resumed run draws the same noise.
@@ -36,6 +36,22 @@ class AdversarialModel(tf.keras.Model):
                    tf.keras.metrics.SparseCategoricalAccuracy(name=f"{part}_accuracy"))
             for part in (("adv",) if self.adv_ratio == 1 else ("clean", "adv"))
         }
+
+    @property
+    def eps(self):
+        return float(self._eps.numpy())
+
+    @property
+    def alpha(self):
+        return float(self._alpha.numpy())
+
+    def set_budget(self, eps, alpha=None):
+        """Set the L∞ budget eps and the random step alpha (default eps / 2), 0 <= alpha <= eps."""
+        alpha = eps / 2 if alpha is None else alpha
+        if not 0 <= alpha <= eps:
+            raise ValueError(f"Need 0 <= alpha <= eps for R-FGSM; got eps={eps}, alpha={alpha}.")
+        self._eps.assign(float(eps))
+        self._alpha.assign(float(alpha))
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
@@ -50,7 +66,7 @@ class AdversarialModel(tf.keras.Model):
     def train_step(self, data):
         x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
         n_adv = tf.cast(tf.round(self.adv_ratio * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)
-        x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], y[:n_adv], self.eps, self.alpha,
+        x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], y[:n_adv], self._eps, self._alpha,
                                                         seed=self.noise))
         x_mixed = tf.concat([x_adv, tf.cast(x[n_adv:], x_adv.dtype)], axis=0)
         with tf.GradientTape() as tape:
@@ -66,7 +82,7 @@ class AdversarialModel(tf.keras.Model):
         y_pred = self(x, training=False)
         self.compute_loss(x, y, y_pred, sample_weight)
         self._update_part("clean", y, y_pred)
-        x_adv = attacks.fast_gradient_method(self.model, x, y, self.eps)
+        x_adv = attacks.fast_gradient_method(self.model, x, y, self._eps)
         self._update_part("adv", y, self(x_adv, training=False))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
