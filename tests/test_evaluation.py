@@ -36,7 +36,14 @@ def test_new_eps_and_batch_sizes_do_not_retrace(trained_fcn, mnist_small):
     for eps in ([0.0, 0.1], [0.2, 0.3], [0.05, 0.15]):
         sweeper(tf.data.Dataset.from_tensor_slices((x, y)).batch(128), eps)  # last batch is smaller
     assert sweeper._totals.experimental_get_tracing_count() == 1
-    assert sweeper._batch_counts.experimental_get_tracing_count() == 1
+
+
+def test_xla_sweep_agrees_with_graph_mode(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    graph = evaluation.FgsmSweep(trained_fcn)((x, y), EPS)
+    xla = evaluation.FgsmSweep(trained_fcn, jit_compile=True)((x, y), EPS)
+    np.testing.assert_allclose(xla["accuracy"], graph["accuracy"], atol=0.01)
+    assert xla["clean_accuracy"] == pytest.approx(graph["clean_accuracy"], abs=0.01)
 
 
 def test_masked_gradients_are_reported(mnist_small, caplog):

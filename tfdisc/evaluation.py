@@ -75,7 +75,8 @@ class FgsmSweep:
         self.model = model
         self.clip_min = clip_min
         self.clip_max = clip_max
-        self._batch_counts = tf.function(self._counts, reduce_retracing=True, jit_compile=jit_compile)
+        # Inlined into the loop: a nested tf.function there fails under MultiWorkerMirroredStrategy.
+        self._batch_counts = tf.function(self._counts, jit_compile=True) if jit_compile else self._counts
         self._totals = tf.function(self._dataset_totals, reduce_retracing=True)
 
     def _counts(self, x, y, eps):
