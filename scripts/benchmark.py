@@ -5,8 +5,9 @@
 
 Parts: sweep (tfdisc's shared-gradient sweep vs CleverHans v4 FGSM once per ε, both compiled), train
 (R-FGSM AdversarialModel vs clean fit, and vs ART's AdversarialTrainer), overhead (tfdisc-built vs
-plain-Keras FCN2), xla (jit_compile on/off for training and the sweep), memory (FCN1-BNN peak RSS at
-batch 100; sweep throughput by batch size). Inputs are random: only time is measured.
+plain-Keras FCN2), xla (jit_compile on/off for training and the sweep), pipeline (a fit epoch with tf.data
+autotuning off, as the library ships it, vs on), memory (FCN1-BNN peak RSS at batch 100; sweep
+throughput by batch size). Inputs are random: only time is measured.
 """
 
 import json
@@ -30,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 from tfdisc import datasets, evaluation, io, models  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 
-PARTS = ["sweep", "train", "overhead", "xla", "memory"]
+PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
 flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs.")
@@ -183,6 +184,17 @@ def bench_xla(key):
             "sweep_speedup": sweep["off"] / sweep["on"], "sweep_results_identical": same}
 
 
+def bench_pipeline(key):
+    """One `fit` epoch over the library's in-memory pipeline: autotuning off (as shipped) vs on (tf.data's default)."""
+    model = _compiled(_build(key))
+    shipped = _data(model, _batch_size(key), _batches(key))
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    autotuned = shipped.with_options(options)
+    t = _medians({"off": lambda: model.fit(shipped, verbose=0), "on": lambda: model.fit(autotuned, verbose=0)})
+    return {"autotune_off_s": t["off"], "autotune_on_s": t["on"], "speedup": t["on"] / t["off"]}
+
+
 def bench_memory(_):
     child = subprocess.run([sys.executable, __file__, "--memory_child", "--parts=memory"], capture_output=True,
                            text=True, check=True)
@@ -238,7 +250,7 @@ def main(argv):
     if FLAGS.memory_child:
         return _memory_child()
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
-               "memory": bench_memory}
+               "pipeline": bench_pipeline, "memory": bench_memory}
     per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"]}
     results = {"machine": _machine(), "parts": {}}
     for part in FLAGS.parts:

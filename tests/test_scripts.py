@@ -75,7 +75,7 @@ def test_report_tables_and_claims_from_results(tmp_path):
 
 def test_benchmark_writes_its_tables(tmp_path):
     output = tmp_path / "bench"
-    result = _script("benchmark.py", "--parts=train,overhead,xla", "--models=fcn2_full", "--batches=2",
+    result = _script("benchmark.py", "--parts=train,overhead,xla,pipeline", "--models=fcn2_full", "--batches=2",
                      "--repeats=1", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(output.with_suffix(".json").read_text())
@@ -83,5 +83,6 @@ def test_benchmark_writes_its_tables(tmp_path):
     train, xla = results["parts"]["train"]["fcn2_full"], results["parts"]["xla"]["fcn2_full"]
     assert all(train[key] > 0 for key in ("clean_s", "rfgsm_0.5_over_clean", "rfgsm_1.0_over_clean"))
     assert results["parts"]["overhead"]["fcn2_full"]["throughput_ratio"] > 0
+    assert results["parts"]["pipeline"]["fcn2_full"]["autotune_off_s"] > 0
     assert isinstance(xla["sweep_results_identical"], bool) and xla["train_speedup"] > 0 < xla["rfgsm_train_speedup"]
     assert "### train" in output.with_suffix(".md").read_text()

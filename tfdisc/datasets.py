@@ -172,10 +172,9 @@ def _to_float(images, labels):
 def without_autotune(dataset):
     """`dataset` with tf.data autotuning off: for data already in memory, where it has nothing to tune.
 
-    Autotuning's background thread makes the teardown of every iterator wait for its next
-    wake-up, 10·(2^k − 1) ms after the iterator started: `evaluate` on the MNIST test set took
-    0.63 s of wall time instead of 0.45 s, and every `fit` epoch over a finite dataset rounded up
-    the same way.
+    Autotuning's background thread often makes an iterator's teardown wait for its next wake-up,
+    10·(2^k − 1) ms after the iterator started: a 100-batch `fit` epoch of FCN2-BNN took 2.55 s
+    instead of 1.34 s (`scripts/benchmark.py --parts=pipeline`).
     """
     options = tf.data.Options()
     options.autotune.enabled = False
