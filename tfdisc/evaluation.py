@@ -98,7 +98,7 @@ class FgsmSweep:
         """(clean, correct per eps, zero-gradient, examples) summed over an iterator of batches.
 
         A graph `while` loop over the iterator: `Dataset.reduce` would run the model in tf.data's
-        runtime, single-threaded, and measured 1.5× slower.
+        runtime, single-threaded.
         """
         zero = tf.constant(0, tf.int64)
         totals = (zero, tf.zeros_like(eps, tf.int64), zero, zero)
