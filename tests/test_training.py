@@ -94,6 +94,7 @@ def test_bad_arguments_raise(kwargs, message):
 def test_a_new_budget_takes_effect_without_retracing(mnist_small):
     x, y, x_test, y_test = mnist_small
     model = _compiled(eps=0.3)
+    assert (model.eps, model.alpha) == (0.3, 0.15)
     model.fit(x[:400], y[:400], batch_size=100, epochs=1, verbose=0)
     attacked = model.evaluate(x_test, y_test, batch_size=100, verbose=0, return_dict=True)
     traces = [fn.experimental_get_tracing_count() for fn in (model.train_function, model.test_function)]

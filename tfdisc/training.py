@@ -39,11 +39,11 @@ class AdversarialModel(tf.keras.Model):
 
     @property
     def eps(self):
-        return float(self._eps.numpy())
+        return _shortest_float(self._eps)
 
     @property
     def alpha(self):
-        return float(self._alpha.numpy())
+        return _shortest_float(self._alpha)
 
     def set_budget(self, eps, alpha=None):
         """Set the L∞ budget eps and the random step alpha (default eps / 2), 0 <= alpha <= eps."""
@@ -89,3 +89,8 @@ class AdversarialModel(tf.keras.Model):
     def save(self, *args, **kwargs):
         """Save the plain underlying model (what users deploy), not this training wrapper."""
         return self.model.save(*args, **kwargs)
+
+
+def _shortest_float(variable):
+    """A float32 variable's value as the shortest decimal that rounds to it (0.3, not 0.30000001...)."""
+    return float(str(variable.numpy()))
