@@ -297,7 +297,8 @@ def run():
     _write_summary(model, os.path.join(run_dir, "model_summary.txt"))
 
     verbose = 1 if sys.stdout.isatty() else 2
-    fit_callbacks = ([callbacks.EpsilonSweep(test, eps_values, FLAGS.sweep_every)] if FLAGS.sweep_every else []) + [
+    sweeper = callbacks.EpsilonSweep(test, eps_values, FLAGS.sweep_every) if FLAGS.sweep_every else None
+    fit_callbacks = ([sweeper] if sweeper else []) + [
         callbacks.EpochTimer(),
         tf.keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
         checkpoints,
@@ -310,11 +311,15 @@ def run():
 
     if FLAGS.export:  # every worker saves (non-chief ones into a temporary folder), as tf.distribute asks
         model.save(os.path.join(run_dir, "saved_model"))
+    trained_gradient = evaluation.discretization_gradient(model)
     for layer in model.submodules:
         if isinstance(layer, InputDiscretization):
             layer.gradient = FLAGS.gradient  # read when the evaluation functions trace
-    logging.info("FGSM sweep over %d eps on the test set (%s gradient)", len(eps_values), FLAGS.gradient)
-    sweep = evaluation.sweep(model, test, eps_values, verbose=int(verbose == 1))
+    if sweeper and sweeper.result and trained_gradient == FLAGS.gradient:
+        sweep = sweeper.result  # the last epoch's sweep: the same model, test data and gradient
+    else:
+        logging.info("FGSM sweep over %d eps on the test set (%s gradient)", len(eps_values), FLAGS.gradient)
+        sweep = evaluation.sweep(model, test, eps_values, verbose=int(verbose == 1))
     logging.info("Robustness report: %s", ", ".join(FLAGS.attacks))
     report = evaluation.robustness_report(
         model, attack_test, parse_eps_list(FLAGS.attack_eps or FLAGS.sweep_eps), FLAGS.attacks, surrogate, pgd_steps=FLAGS.pgd_steps,

@@ -13,7 +13,8 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
 
     The sweep runs every `every_n_epochs` epochs (and after the last one); other epochs log
     NaN, so CSVLogger keeps the same columns. Place it before CSVLogger/TensorBoard in the
-    callback list. With `path`, the latest sweep is also written there as JSON, atomically.
+    callback list. `result` holds the latest sweep; with `path`, it is also written there as
+    JSON, atomically.
     """
 
     def __init__(self, data, eps_values, every_n_epochs=1, path=None, verbose=0):
@@ -26,6 +27,7 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         self.path = path
         self.verbose = verbose
         self.keys = [f"sweep/fgsm/eps={e:g}" for e in self.eps_values]
+        self.result = None
         self._sweep = None
         self._epochs = None
 
@@ -38,10 +40,10 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs and epoch + 1 != self._epochs:
             logs.update({key: math.nan for key in self.keys})
             return
-        result = self._sweep(self.data, self.eps_values, verbose=self.verbose)
-        logs.update(zip(self.keys, result["accuracy"]))
+        self.result = self._sweep(self.data, self.eps_values, verbose=self.verbose)
+        logs.update(zip(self.keys, self.result["accuracy"]))
         if self.path:
-            io.write_json_atomic(self.path, {"epoch": epoch + 1, **result})
+            io.write_json_atomic(self.path, {"epoch": epoch + 1, **self.result})
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
