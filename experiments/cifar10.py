@@ -7,9 +7,6 @@ from absl import app
 
 import common
 
-DEFAULTS = dict(dataset="cifar10", arch="alexnet", sweep_eps=common.CIFAR_EPS, adv_eps=8 / 255, adv_alpha=4 / 255,
-                batch_size=128)
-
 if __name__ == "__main__":
-    common.define_flags(**DEFAULTS)
+    common.define_flags("cifar10")
     app.run(common.main)

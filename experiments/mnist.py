@@ -7,8 +7,6 @@ from absl import app
 
 import common
 
-DEFAULTS = dict(dataset="mnist", arch="fcn2", sweep_eps=common.MNIST_EPS, adv_eps=0.3, adv_alpha=0.15, batch_size=100)
-
 if __name__ == "__main__":
-    common.define_flags(**DEFAULTS)
+    common.define_flags("mnist")
     app.run(common.main)

@@ -1,38 +1,33 @@
 """Robustness report for a trained model: FGSM, PGD, Square, transfer, worst case and masking checks.
 
-    python scripts/evaluate.py --model=runs/mnist_fcn2_full_2b_s0 --dataset=mnist --data_dir=../shared/data \\
-        --attacks=fgsm,pgd,square,transfer --surrogate=runs/mnist_fcn2_full_8b_s0 --gradient=zero \\
-        --output=runs/evaluations/fcn2_2b_zero.json
+    python scripts/evaluate.py --model=runs/mnist_fcn2_bnn_2b_s0 --dataset=mnist --data_dir=../shared/data \\
+        --attacks=fgsm,pgd,square --gradient=zero --output=runs/evaluations/fcn2_bnn_2b_zero.json
 
 --model is a run directory (its saved_model/ is used) or any Keras SavedModel with float inputs in
-[0, 1] that returns logits. --gradient changes how its InputDiscretization layers pass gradients.
+[0, 1] that returns logits. --gradient sets how its InputDiscretization layers pass gradients for
+this evaluation. --test_examples with --subset=first evaluates the first N test images (as other
+tools report), with --subset=random a fixed random subset (seed 0).
 """
 
 import os
 import shlex
 import sys
-from pathlib import Path
 
-from absl import app, flags
+os.environ.setdefault("TFDISC_QUIET", "1")  # TensorFlow's C++ start-up lines; TFDISC_QUIET=0 shows them
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "experiments"))
+from absl import app, flags  # noqa: E402
 
-import tfdisc  # noqa: E402,F401
-from tfdisc import datasets, evaluation, io, plotting  # noqa: E402
-from tfdisc.layers import InputDiscretization  # noqa: E402
-
-from common import load_model, parse_eps_list  # noqa: E402
-
-LARGE_EPS = {"mnist": 0.5, "fashion_mnist": 0.5, "cifar10": 32 / 255, "cifar100": 32 / 255, "imagenet2012": 32 / 255}
+import tfdisc  # noqa: E402,F401  (selects legacy Keras before TensorFlow loads it)
+from tfdisc import datasets, evaluation, files, models, plotting, presets, scripting  # noqa: E402
 
 flags.DEFINE_string("model", None, "Run directory or SavedModel to evaluate.", required=True)
-flags.DEFINE_enum("dataset", "mnist", list(datasets.DATASETS), "Test data.")
+flags.DEFINE_enum("dataset", "mnist", list(presets.DATASETS), "Test data.")
 flags.DEFINE_string("data_dir", None, "Data folder (see tfdisc.datasets).")
-flags.DEFINE_integer("test_examples", 1000, "Fixed subset of test examples.", lower_bound=1)
+flags.DEFINE_integer("test_examples", 1000, "How many test examples (see --subset).", lower_bound=1)
+flags.DEFINE_enum("subset", "first", list(datasets.SUBSETS), "Which test examples: the first ones, or a fixed "
+                  "random subset (seed 0).")
 flags.DEFINE_list("attacks", list(evaluation.ATTACKS), "Attacks to run.")
-flags.DEFINE_string("eps", "0,0.1,0.2,0.3,0.5", "Comma list of eps (fractions like 8/255 allowed).")
+flags.DEFINE_string("eps", None, "Comma list of eps (fractions like 8/255 allowed); default: the data set's sweep grid.")
 flags.DEFINE_enum("gradient", "identity", ["identity", "zero"], "Gradient of the input discretization.")
 flags.DEFINE_string("surrogate", None, "Run directory or SavedModel for the transfer attack.")
 flags.DEFINE_integer("pgd_steps", 20, "PGD steps.", lower_bound=1)
@@ -43,37 +38,37 @@ flags.DEFINE_string("output", None, "Write the report here as JSON (and a PNG be
 FLAGS = flags.FLAGS
 
 
+def evaluate(flags_obj):
+    """The robustness report that the flags ask for, with what produced it."""
+    preset = presets.get(flags_obj.dataset)
+    eps = evaluation.parse_eps_list(flags_obj.eps) if flags_obj.eps else list(preset.sweep_eps)
+    model = models.load(flags_obj.model, "--model")
+    surrogate = models.load(flags_obj.surrogate, "--surrogate") if flags_obj.surrogate else None
+    data = datasets.load(flags_obj.dataset, "test", data_dir=flags_obj.data_dir, examples=flags_obj.test_examples,
+                         subset_order=flags_obj.subset, batch_size=250)
+    report = evaluation.robustness_report(
+        model, data, eps, flags_obj.attacks, surrogate, pgd_steps=flags_obj.pgd_steps,
+        pgd_restarts=flags_obj.pgd_restarts, square_queries=flags_obj.square_queries, large_eps=preset.large_eps,
+        seed=flags_obj.seed, gradient=flags_obj.gradient)
+    report.update(model=flags_obj.model, surrogate=flags_obj.surrogate, dataset=flags_obj.dataset, name=model.name,
+                  subset=flags_obj.subset, command=shlex.join(["python", *sys.argv]))
+    return report
+
+
 def main(argv):
     del argv
+    scripting.quiet_library_logs()
     try:
-        model = load_model(FLAGS.model, "--model")
-        surrogate = load_model(FLAGS.surrogate) if FLAGS.surrogate else None
-        for layer in model.submodules:
-            if isinstance(layer, InputDiscretization):
-                layer.gradient = FLAGS.gradient
-        data = datasets.load(FLAGS.dataset, "test", data_dir=FLAGS.data_dir, examples=FLAGS.test_examples, batch_size=250)
-        report = evaluation.robustness_report(
-            model, data, parse_eps_list(FLAGS.eps), FLAGS.attacks, surrogate, pgd_steps=FLAGS.pgd_steps,
-            pgd_restarts=FLAGS.pgd_restarts, square_queries=FLAGS.square_queries, large_eps=LARGE_EPS[FLAGS.dataset],
-            seed=FLAGS.seed, verbose=int(sys.stdout.isatty()))
+        report = evaluate(FLAGS)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    report.update(model=FLAGS.model, surrogate=FLAGS.surrogate, dataset=FLAGS.dataset, name=model.name,
-                  command=shlex.join(["python", *sys.argv]))
-    print(f"{model.name} on {report['examples']} {FLAGS.dataset} test examples, {FLAGS.gradient} gradient: "
+    print(f"{report['name']} on the {report['subset']} {report['examples']} {FLAGS.dataset} test examples: "
           f"clean {report['clean_accuracy']:.4f}, {report['seconds']:.0f} s")
-    print(f"{'eps':>8}" + "".join(f"  {n:>9}" for n in report["attacks"]) + "  worst case")
-    for i, eps in enumerate(report["eps"]):
-        print(f"{eps:8.4f}" + "".join(f"  {c['accuracy'][i]:9.4f}" for c in report["attacks"].values())
-              + f"  {report['worst_case']['accuracy'][i]:10.4f}")
-    for check in report["checks"]:
-        print(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['check']}: {check['detail']}")
+    print("\n".join(evaluation.report_lines(report)))
     if FLAGS.output:
-        io.write_json_atomic(FLAGS.output, report)
-        curves = {name: (c["eps"], c["accuracy"]) for name, c in report["attacks"].items()}
-        curves["worst case"] = (report["worst_case"]["eps"], report["worst_case"]["accuracy"])
-        plotting.plot_accuracy_vs_eps(curves, os.path.splitext(FLAGS.output)[0] + ".png",
-                                      f"{model.name}, {FLAGS.gradient} gradient")
+        files.write_json_atomic(FLAGS.output, report)
+        plotting.plot_accuracy_vs_eps(plotting.report_curves(report), os.path.splitext(FLAGS.output)[0] + ".png",
+                                      f"{report['name']}, {FLAGS.gradient} gradient")
 
 
 if __name__ == "__main__":

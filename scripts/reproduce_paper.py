@@ -18,21 +18,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+os.environ.setdefault("TFDISC_QUIET", "1")  # TensorFlow's C++ start-up lines; TFDISC_QUIET=0 shows them
+
+from absl import app, flags, logging  # noqa: E402
+
+from tfdisc import files, plotting, presets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from tfdisc import io, plotting  # noqa: E402
-
-SCRIPTS = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "cifar100": "cifar100",
-           "imagenet2012": "imagenet"}
-DEFAULT_ARCH = {"mnist": "fcn2", "fashion_mnist": "fcn2", "cifar10": "alexnet", "cifar100": "resnet20",
-                "imagenet2012": "alexnet_imagenet"}
-REPORT_EPS = {"mnist": [0.1, 0.2, 0.3], "fashion_mnist": [0.1, 0.2, 0.3], "cifar10": [2 / 255, 8 / 255],
-              "cifar100": [2 / 255, 8 / 255], "imagenet2012": [2 / 255, 8 / 255]}
-
-flags.DEFINE_enum("dataset", "mnist", list(SCRIPTS), "Data set of the grid.")
+flags.DEFINE_enum("dataset", "mnist", list(presets.DATASETS), "Data set of the grid (experiments/<dataset>.py).")
 flags.DEFINE_string("arch", None, "Architecture (default: the script's).")
 flags.DEFINE_list("bits", ["2", "4", "8"], "Input bits of the grid.")
 flags.DEFINE_list("precisions", ["full", "bnn"], "Precisions of the grid.")
@@ -57,9 +51,9 @@ def _budget_dir():
 
 def run_grid():
     out = _budget_dir()
-    arch = FLAGS.arch or DEFAULT_ARCH[FLAGS.dataset]
+    arch = FLAGS.arch or presets.get(FLAGS.dataset).arch
     for bits, precision, adv in itertools.product(FLAGS.bits, FLAGS.precisions, FLAGS.adv):
-        args = [sys.executable, str(ROOT / "experiments" / f"{SCRIPTS[FLAGS.dataset]}.py"), f"--output_dir={out}",
+        args = [sys.executable, str(ROOT / "experiments" / f"{FLAGS.dataset}.py"), f"--output_dir={out}",
                 f"--arch={arch}", f"--input_bits={bits}", f"--precision={precision}", f"--adv_train={adv == 'on'}",
                 *FLAGS.extra]
         for name in ("epochs", "train_examples", "test_examples", "data_dir"):
@@ -77,7 +71,7 @@ def run_grid():
         label = {"budget": FLAGS.budget, "command": command}
         if FLAGS.reevaluate and (run_dir / "budget.json").exists():
             label = {**json.loads((run_dir / "budget.json").read_text()), "evaluation_command": command}
-        io.write_json_atomic(run_dir / "budget.json", label)
+        files.write_json_atomic(run_dir / "budget.json", label)
 
 
 def _load_results(root):
@@ -127,7 +121,7 @@ def _attack_at(result, name, eps):
 
 def _table(results, dataset):
     """Rows: model × input bits; columns: clean, FGSM at each report ε, then PGD and worst case where run."""
-    eps_list = REPORT_EPS[dataset]
+    eps_list = list(presets.get(dataset).report_eps)
     several = any(len(r.get("attacks", {})) > 1 for r in results)  # a worst case over FGSM alone says nothing new
     extra = [name for name in ("pgd", "worst") if (name != "worst" or several)
              and any(_attack_at(r, name, e) is not None for r in results for e in eps_list)]
@@ -159,7 +153,7 @@ def _verdict(holds):
 
 def _claims(results, dataset, arch):
     """(claim, verdict, evidence) for the study's claims that this group of runs can check."""
-    small, mid = REPORT_EPS[dataset][0], REPORT_EPS[dataset][1]
+    small, mid = list(presets.get(dataset).report_eps)[0], list(presets.get(dataset).report_eps)[1]
     fmt = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     claims = []
     two, eight = _find(results, "full", 2, False), _find(results, "full", 8, False)
@@ -185,15 +179,15 @@ def _claims(results, dataset, arch):
                        f"{fmt(_at(full, small))}"))
     bnn2, adv8 = _find(results, "bnn", 2, False), _find(results, "full", 8, True)
     if bnn2 and adv8:
-        matches = [_at(bnn2, e) - _at(adv8, e) >= -0.05 for e in REPORT_EPS[dataset]]
+        matches = [_at(bnn2, e) - _at(adv8, e) >= -0.05 for e in list(presets.get(dataset).report_eps)]
         verdict = _verdict(all(matches))
         if matches[0] and not all(matches):
-            verdict = f"holds only for ε ≤ {_eps_label(REPORT_EPS[dataset][matches.index(False) - 1], dataset)}"
+            verdict = f"holds only for ε ≤ {_eps_label(list(presets.get(dataset).report_eps)[matches.index(False) - 1], dataset)}"
         claims.append(("BNN + 2-bit input matches (within 5 points) an adversarially trained full-precision 8-bit model",
                        verdict,
                        "FGSM accuracy, BNN 2-bit vs adv-trained full 8-bit: " + ", ".join(
                            f"ε={_eps_label(e, dataset)}: {fmt(_at(bnn2, e))} vs {fmt(_at(adv8, e))}"
-                           for e in REPORT_EPS[dataset])))
+                           for e in list(presets.get(dataset).report_eps))))
     return claims
 
 
@@ -237,7 +231,7 @@ def write_report(results, path, evaluations=()):
              "the subset stated below the table. \"+ adv\" is R-FGSM adversarial training (Tramèr et al. 2018) at "
              "the script's default ε (MNIST: ε=0.3, α=0.15). Generated by `scripts/reproduce_paper.py` from the "
              "runs' `results.json`; the runs themselves (`runs/`) are not committed.", ""]
-    order = lambda item: (list(SCRIPTS).index(item[0][0]), item[0][2].startswith("reduced"), item[0][1])  # noqa: E731
+    order = lambda item: (list(presets.DATASETS).index(item[0][0]), item[0][2].startswith("reduced"), item[0][1])  # noqa: E731
     for (dataset, arch, budget), group in sorted(groups.items(), key=order):
         r0 = group[0]
         parts += [f"## {dataset} · {arch} · budget: {budget}", "",
@@ -263,7 +257,7 @@ def write_report(results, path, evaluations=()):
         parts += _evaluation_section(evaluations)
     if FLAGS.notes and os.path.exists(FLAGS.notes):
         parts += [Path(FLAGS.notes).read_text()]
-    io.write_text_atomic(path, "\n".join(parts))
+    files.write_text_atomic(path, "\n".join(parts))
 
 
 def main(argv):

@@ -1,19 +1,19 @@
 """Shared fixtures. Two logical CPUs are configured before TensorFlow initializes, for MirroredStrategy."""
 
-import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import tfdisc  # noqa: F401  (selects legacy Keras before TensorFlow loads it)
-import tensorflow as tf
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
+
+import tfdisc  # noqa: E402,F401  (selects legacy Keras before TensorFlow loads it)
+import tensorflow as tf  # noqa: E402
+
+from helpers import load_mnist  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-DATA_DIR = Path(os.environ.get("TFDISC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
 
 @pytest.fixture(autouse=True)
 def fresh_session():
@@ -21,22 +21,10 @@ def fresh_session():
     tf.keras.utils.set_random_seed(0)
     yield
 
-
-def load_mnist(n_train, n_test):
-    path = DATA_DIR / "mnist.npz"
-    if not path.exists():
-        pytest.fail(f"Real MNIST not found at {path}; set TFDISC_DATA_DIR to the folder holding mnist.npz.")
-    with np.load(path, allow_pickle=False) as d:
-        to_float = lambda x: (x[..., None] / 255.0).astype("float32")  # noqa: E731
-        return (to_float(d["x_train"][:n_train]), d["y_train"][:n_train].astype("int64"),
-                to_float(d["x_test"][:n_test]), d["y_test"][:n_test].astype("int64"))
-
-
 @pytest.fixture(scope="session")
 def mnist_small():
     """4000 real MNIST training and 500 test images as float32 in [0, 1], NHWC."""
     return load_mnist(4000, 500)
-
 
 @pytest.fixture(scope="session")
 def trained_fcn(mnist_small):
@@ -50,7 +38,3 @@ def trained_fcn(mnist_small):
                   tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(x, y, batch_size=64, epochs=3, verbose=0)
     return model
-
-
-def accuracy(model, x, y):
-    return float(np.mean(np.argmax(model(x, training=False), axis=-1) == y))

@@ -2,16 +2,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import accuracy
+from helpers import accuracy
 from tfdisc import attacks, models
 
 ATTACKS = {
-    "fgsm": lambda m, x, y, eps: attacks.fast_gradient_method(m, x, y, eps),
-    "rfgsm": lambda m, x, y, eps: attacks.random_fgsm(m, x, y, eps, alpha=eps / 2, seed=1),
-    "pgd": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, y, eps, eps / 4, 5, seed=1),
-    "pgd_restarts": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, y, eps, eps / 4, 3, seed=1,
+    "fgsm": lambda m, x, y, eps: attacks.fast_gradient_method(m, x, eps, y=y),
+    "rfgsm": lambda m, x, y, eps: attacks.random_fgsm(m, x, eps, eps / 2, y=y, seed=1),
+    "pgd": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, eps, eps / 4, 5, y=y, seed=1),
+    "pgd_restarts": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, eps, eps / 4, 3, y=y, seed=1,
                                                                            n_restarts=3),
-    "square": lambda m, x, y, eps: attacks.square_attack(m, x, y, eps, n_queries=20, seed=1),
+    "square": lambda m, x, y, eps: attacks.square_attack(m, x, eps, y=y, n_queries=20, seed=1),
 }
 
 
@@ -48,7 +48,7 @@ def test_results_stay_in_the_eps_ball_and_clip_range(name, eps, small_model, bat
 def test_fgsm_takes_full_eps_steps_and_honours_custom_clip(small_model, batch):
     x, y = batch
     x = np.clip(x, 0.2, 0.8)
-    x_adv = attacks.fast_gradient_method(small_model, x, y, 0.1, clip_min=0.15, clip_max=0.85).numpy()
+    x_adv = attacks.fast_gradient_method(small_model, x, 0.1, y=y, clip_min=0.15, clip_max=0.85).numpy()
     assert x_adv.min() >= np.float32(0.15) and x_adv.max() <= np.float32(0.85)
     assert np.isclose(np.abs(x_adv - x).max(), 0.1, atol=1e-6)
 
@@ -61,7 +61,7 @@ def test_attacks_lower_a_trained_models_accuracy(trained_fcn, mnist_small):
         if name != "square":  # needs more queries; see test_square_attack_needs_no_gradients
             assert accuracy(trained_fcn, attack(trained_fcn, x, y, 0.1), y) < clean - 0.3, name
     fgsm = accuracy(trained_fcn, ATTACKS["fgsm"](trained_fcn, x, y, 0.1), y)
-    pgd = attacks.projected_gradient_descent(trained_fcn, x, y, 0.1, 0.025, 10, seed=0)
+    pgd = attacks.projected_gradient_descent(trained_fcn, x, 0.1, 0.025, 10, y=y, seed=0)
     assert accuracy(trained_fcn, pgd, y) <= fgsm
 
 
@@ -72,15 +72,15 @@ def test_square_attack_needs_no_gradients(trained_fcn, mnist_small):
         z = tf.constant(x[:4])
         tape.watch(z)
         assert tape.gradient(tf.reduce_sum(scores_only(z)), z) is None
-    x_adv = tf.function(lambda: attacks.square_attack(scores_only, x, y, 0.2, n_queries=300, seed=0))()
+    x_adv = tf.function(lambda: attacks.square_attack(scores_only, x, 0.2, y=y, n_queries=300, seed=0))()
     assert accuracy(trained_fcn, x_adv, y) < accuracy(trained_fcn, x, y) - 0.4
     assert np.abs(x_adv.numpy() - x).max() <= 0.2 + 1e-6
 
 
 def test_pgd_restarts_never_do_worse_than_one_start(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
-    one = attacks.projected_gradient_descent(trained_fcn, x, y, 0.06, 0.02, 5, seed=3)
-    many = attacks.projected_gradient_descent(trained_fcn, x, y, 0.06, 0.02, 5, seed=3, n_restarts=4)
+    one = attacks.projected_gradient_descent(trained_fcn, x, 0.06, 0.02, 5, y=y, seed=3)
+    many = attacks.projected_gradient_descent(trained_fcn, x, 0.06, 0.02, 5, y=y, seed=3, n_restarts=4)
     fooled = lambda x_adv: np.argmax(trained_fcn(x_adv, training=False), -1) != y  # noqa: E731
     assert np.all(fooled(many) >= fooled(one))  # every example one start fools stays fooled
     assert fooled(many).sum() > fooled(one).sum()
@@ -89,32 +89,42 @@ def test_pgd_restarts_never_do_worse_than_one_start(trained_fcn, mnist_small):
 
 def test_transfer_from_a_model_to_itself_equals_the_white_box_attack(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
-    np.testing.assert_array_equal(attacks.transfer_attack(trained_fcn, x, y, 0.1).numpy(),
-                                  attacks.fast_gradient_method(trained_fcn, x, y, 0.1).numpy())
+    np.testing.assert_array_equal(attacks.transfer_attack(trained_fcn, x, 0.1, y=y).numpy(),
+                                  attacks.fast_gradient_method(trained_fcn, x, 0.1, y=y).numpy())
 
 
 def test_square_attack_needs_images(small_model):
     with pytest.raises(ValueError, match="square_attack needs NHWC images"):
-        attacks.square_attack(small_model, np.zeros((2, 784), np.float32), np.zeros(2, np.int64), 0.1)
+        attacks.square_attack(small_model, np.zeros((2, 784), np.float32), 0.1, y=np.zeros(2, np.int64))
 
 
-def test_fgsm_equals_cleverhans(trained_fcn, mnist_small):
+@pytest.mark.parametrize("args, kwargs", [
+    ((0.05, np.inf), {"clip_min": 0.0, "clip_max": 1.0}),
+    ((0.2, np.inf), {"clip_min": 0.0, "clip_max": 1.0, "y": "labels"}),
+    ((0.1, np.inf), {"clip_min": 0.0, "clip_max": 1.0, "y": "target", "targeted": True}),
+])
+def test_fgsm_equals_cleverhans_called_with_identical_arguments(trained_fcn, mnist_small, args, kwargs):
     from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method as cleverhans_fgm
 
     _, _, x, y = mnist_small
-    for eps in (0.05, 0.2):
-        ours = attacks.fast_gradient_method(trained_fcn, x, y, eps).numpy()
-        theirs = cleverhans_fgm(trained_fcn, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y).numpy()
-        np.testing.assert_array_equal(ours, theirs)
-    untargeted = attacks.fast_gradient_method(trained_fcn, x, None, 0.1).numpy()
-    np.testing.assert_array_equal(
-        untargeted, cleverhans_fgm(trained_fcn, x, 0.1, np.inf, clip_min=0.0, clip_max=1.0).numpy())
+    kwargs = {**kwargs, **({"y": {"labels": y, "target": np.full(len(y), 3)}[kwargs["y"]]} if "y" in kwargs else {})}
+    np.testing.assert_array_equal(attacks.fast_gradient_method(trained_fcn, x, *args, **kwargs).numpy(),
+                                  cleverhans_fgm(trained_fcn, x, *args, **kwargs).numpy())
+
+
+def test_pgd_equals_cleverhans_without_random_start(trained_fcn, mnist_small):
+    from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent as cleverhans_pgd
+
+    _, _, x, y = mnist_small
+    args, kwargs = (0.1, 0.01, 5, np.inf), {"clip_min": 0.0, "clip_max": 1.0, "y": y, "rand_init": False}
+    ours = attacks.projected_gradient_descent(trained_fcn, x, *args, **kwargs).numpy()
+    np.testing.assert_allclose(ours, cleverhans_pgd(trained_fcn, x, *args, **kwargs).numpy(), atol=1e-6)
 
 
 def test_targeted_fgsm_moves_toward_the_target(trained_fcn, mnist_small):
     _, _, x, _ = mnist_small
     target = np.full(len(x), 3)
-    x_adv = attacks.fast_gradient_method(trained_fcn, x, target, 0.15, targeted=True)
+    x_adv = attacks.fast_gradient_method(trained_fcn, x, 0.15, y=target, targeted=True)
     assert accuracy(trained_fcn, x_adv, target) > accuracy(trained_fcn, x, target) + 0.2
 
 
@@ -125,12 +135,12 @@ def test_changing_eps_never_retraces(small_model, batch):
     @tf.function
     def attack(x, y, eps):
         traces.append(1)
-        return attacks.projected_gradient_descent(small_model, x, y, eps, eps / 4, 3, seed=0)
+        return attacks.projected_gradient_descent(small_model, x, eps, eps / 4, 3, y=y, seed=0)
 
     @tf.function
     def square(x, y, eps):
         traces.append(1)
-        return attacks.square_attack(small_model, x, y, eps, n_queries=5, seed=0)
+        return attacks.square_attack(small_model, x, eps, y=y, n_queries=5, seed=0)
 
     for eps in (0.0, 0.1, 0.2, 0.3):
         attack(x, y, tf.constant(eps))
@@ -138,24 +148,31 @@ def test_changing_eps_never_retraces(small_model, batch):
     assert len(traces) == 2
 
 
-def test_symbolic_negative_eps_fails_inside_a_graph(small_model, batch):
+@pytest.mark.parametrize("eps", [-0.1, 1.5, float("nan")])
+def test_symbolic_bad_eps_fails_inside_a_graph(small_model, batch, eps):
     x, y = batch
-    fgsm = tf.function(lambda eps: attacks.fast_gradient_method(small_model, x, y, eps))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="eps must be >= 0"):
-        fgsm(tf.constant(-0.1))
+    fgsm = tf.function(lambda eps: attacks.fast_gradient_method(small_model, x, eps, y=y))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"eps must be a finite L∞ budget in \[0, 1\]"):
+        fgsm(tf.constant(eps))
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m, x, y: attacks.fast_gradient_method(m, x, y, -0.1), "eps must be >= 0"),
-    (lambda m, x, y: attacks.random_fgsm(m, x, y, 0.1, 0.2), "alpha must be <= eps"),
-    (lambda m, x, y: attacks.random_fgsm(m, x, y, 0.1, -0.05), "alpha must be >= 0"),
-    (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, -0.01, 5), "eps_iter must be >= 0"),
-    (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, 0.01, 0), "nb_iter must be a positive int"),
-    (lambda m, x, y: attacks.projected_gradient_descent(m, x, y, 0.1, 0.01, 2, n_restarts=0),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x, -0.1, y=y), r"eps must be a finite .* got -0.1"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x, 1.5, y=y), r"eps must be a finite .* got 1.5"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x, float("nan"), y=y), r"eps must be a finite .* got nan"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x, 0.1, 2, y=y), "norm must be np.inf"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x, 0.1, y=y + 10), r"Labels must be int class ids in 0..9"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x * 255, 0.1, y=y), r"Float pixels must lie in \[0, 1\]"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x * np.nan, 0.1, y=y), "Pixels contain .* NaN"),
+    (lambda m, x, y: attacks.random_fgsm(m, x, 0.1, 0.2, y=y), "alpha must be <= eps"),
+    (lambda m, x, y: attacks.random_fgsm(m, x, 0.1, -0.05, y=y), r"alpha must be a finite .* got -0.05"),
+    (lambda m, x, y: attacks.projected_gradient_descent(m, x, 0.1, -0.01, 5, y=y), r"eps_iter must be a finite"),
+    (lambda m, x, y: attacks.projected_gradient_descent(m, x, 0.1, 0.01, 0, y=y), "nb_iter must be a positive int"),
+    (lambda m, x, y: attacks.projected_gradient_descent(m, x, 0.1, 0.01, 2, y=y, n_restarts=0),
      "n_restarts must be a positive int"),
-    (lambda m, x, y: attacks.square_attack(m, x, y, -0.1), "eps must be >= 0"),
-    (lambda m, x, y: attacks.square_attack(m, x, y, 0.1, n_queries=0), "n_queries must be a positive int"),
-    (lambda m, x, y: attacks.fast_gradient_method(m, x.astype(np.int32), y, 0.1), "uint8 0..255 or float"),
+    (lambda m, x, y: attacks.square_attack(m, x, -0.1, y=y), r"eps must be a finite"),
+    (lambda m, x, y: attacks.square_attack(m, x, 0.1, y=y, n_queries=0), "n_queries must be a positive int"),
+    (lambda m, x, y: attacks.fast_gradient_method(m, x.astype(np.int32), 0.1, y=y), "uint8 0..255 or float"),
 ])
 def test_bad_arguments_raise(call, message, small_model, batch):
     x, y = batch
@@ -173,6 +190,6 @@ def test_float64_inputs_keep_their_dtype(name, batch):
 
 def test_random_fgsm_with_a_seed_is_reproducible(small_model, batch):
     x, y = batch
-    a = attacks.random_fgsm(small_model, x, y, 0.1, 0.05, seed=3).numpy()
-    b = attacks.random_fgsm(small_model, x, y, 0.1, 0.05, seed=3).numpy()
+    a = attacks.random_fgsm(small_model, x, 0.1, 0.05, y=y, seed=3).numpy()
+    b = attacks.random_fgsm(small_model, x, 0.1, 0.05, y=y, seed=3).numpy()
     np.testing.assert_array_equal(a, b)

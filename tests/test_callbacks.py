@@ -11,7 +11,7 @@ from tfdisc.callbacks import EpsilonSweep
 from tfdisc.training import AdversarialModel
 
 EPS = [0.0, 0.1, 0.3]
-KEYS = ["sweep/fgsm/eps=0", "sweep/fgsm/eps=0.1", "sweep/fgsm/eps=0.3"]
+KEYS = ["val_sweep/fgsm/eps=0", "val_sweep/fgsm/eps=0.1", "val_sweep/fgsm/eps=0.3"]
 
 
 def _model(adversarial=False):
@@ -47,5 +47,5 @@ def test_bad_arguments_raise(mnist_small):
     _, _, x, y = mnist_small
     with pytest.raises(ValueError, match="every_n_epochs must be a positive int"):
         EpsilonSweep((x, y), EPS, every_n_epochs=0)
-    with pytest.raises(ValueError, match=r"eps values must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"eps values must be finite and lie in \[0, 1\]"):
         EpsilonSweep((x, y), [-1.0])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import DATA_DIR
+from helpers import require_data
 from tfdisc import datasets, evaluation
 
 
@@ -16,13 +16,13 @@ def _write_idx(path, array):
 
 
 def test_real_mnist_from_npz_matches_its_readme():
-    x, y = datasets.load_arrays("mnist", "test", data_dir=str(DATA_DIR), download=False)
+    x, y = datasets.load_arrays("mnist", "test", data_dir=str(require_data().parent), download=False)
     assert x.shape == (10000, 28, 28, 1) and x.dtype == np.uint8 and y.dtype == np.int64
     assert np.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_idx_folder_is_read_exactly(tmp_path):
-    x, y = datasets.load_arrays("mnist", "train", data_dir=str(DATA_DIR), examples=50, download=False)
+    x, y = datasets.load_arrays("mnist", "train", data_dir=str(require_data().parent), examples=50, download=False)
     folder = tmp_path / "mnist"
     folder.mkdir()
     for split, (images, labels) in {"train": (x, y), "test": (x[:10], y[:10])}.items():
@@ -42,7 +42,8 @@ def test_fashion_mnist_from_debians_package():
 
 
 def test_load_gives_float_batches_in_unit_range():
-    dataset = datasets.load("mnist", "test", data_dir=str(DATA_DIR), examples=300, batch_size=128, download=False)
+    dataset = datasets.load("mnist", "test", data_dir=str(require_data().parent), examples=300, batch_size=128,
+                            download=False)
     batches = list(dataset)
     assert [len(b[0]) for b in batches] == [128, 128, 44]
     x, y = batches[0]
@@ -51,8 +52,9 @@ def test_load_gives_float_batches_in_unit_range():
 
 
 def test_subsets_are_fixed_and_unbiased_for_class_sorted_files():
-    _, y = datasets.load_arrays("cifar10", "test", data_dir=str(DATA_DIR), examples=2000, download=False)
-    _, again = datasets.load_arrays("cifar10", "test", data_dir=str(DATA_DIR), examples=2000, download=False)
+    folder = str(require_data("cifar10").parent)
+    _, y = datasets.load_arrays("cifar10", "test", data_dir=folder, examples=2000, download=False)
+    _, again = datasets.load_arrays("cifar10", "test", data_dir=folder, examples=2000, download=False)
     np.testing.assert_array_equal(y, again)
     assert np.bincount(y, minlength=10).min() > 150  # the file's test indices 1000.. are sorted by class
 
@@ -111,3 +113,20 @@ def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
 def test_unknown_names_raise(name, split, message):
     with pytest.raises(ValueError, match=message):
         datasets.load(name, split)
+
+
+def test_first_n_keeps_the_first_images_in_order():
+    folder = str(require_data().parent)
+    first, labels = datasets.load_arrays("mnist", "test", data_dir=folder, examples=100, subset_order="first")
+    everything, all_labels = datasets.load_arrays("mnist", "test", data_dir=folder)
+    np.testing.assert_array_equal(first, everything[:100])
+    np.testing.assert_array_equal(labels, all_labels[:100])
+    with pytest.raises(ValueError, match="Unknown subset order 'last'"):
+        datasets.load_arrays("mnist", "test", data_dir=folder, examples=100, subset_order="last")
+
+
+def test_offline_tfds_fails_at_once_and_leaves_no_downloads(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "network_reachable", lambda: False)
+    with pytest.raises(datasets.DataNotFoundError, match="Could not find cifar100"):
+        datasets.load("cifar100", "train", data_dir=str(tmp_path), download=True)
+    assert not (tmp_path / "downloads").exists()

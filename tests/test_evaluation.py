@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import accuracy
+from helpers import accuracy
 from tfdisc import attacks, evaluation, models
 
 EPS = [0.0, 0.05, 0.1, 0.2, 0.3]
@@ -13,7 +13,7 @@ EPS = [0.0, 0.05, 0.1, 0.2, 0.3]
 def test_sweep_equals_per_eps_fgsm_accuracy(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
     result = evaluation.sweep(trained_fcn, (x, y), EPS)
-    expected = [accuracy(trained_fcn, attacks.fast_gradient_method(trained_fcn, x, y, e), y) for e in EPS]
+    expected = [accuracy(trained_fcn, attacks.fast_gradient_method(trained_fcn, x, e, y=y), y) for e in EPS]
     assert result["eps"] == EPS and result["attack"] == "fgsm" and result["gradient"] == "identity"
     assert result["examples"] == len(x)
     np.testing.assert_allclose(result["accuracy"], expected, atol=1e-9)
@@ -42,16 +42,13 @@ def test_xla_sweep_agrees_with_graph_mode(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
     graph = evaluation.FgsmSweep(trained_fcn)((x, y), EPS)
     xla = evaluation.FgsmSweep(trained_fcn, jit_compile=True)((x, y), EPS)
-    np.testing.assert_allclose(xla["accuracy"], graph["accuracy"], atol=0.01)
-    assert xla["clean_accuracy"] == pytest.approx(graph["clean_accuracy"], abs=0.01)
+    assert xla["accuracy"] == graph["accuracy"] and xla["clean_accuracy"] == graph["clean_accuracy"]
 
 
 def test_masked_gradients_are_reported(mnist_small, caplog):
     _, _, x, y = mnist_small
     model = models.build_model("fcn2", width=16, depth=1, input_bits=2)
-    masked = models.build_model("fcn2", width=16, depth=1, input_bits=2)
-    masked.layers[1].gradient = "zero"
-    masked.set_weights(model.get_weights())
+    masked = models.with_input_gradient(model, "zero")
     with caplog.at_level(logging.WARNING, logger="tfdisc.evaluation"):
         result = evaluation.sweep(masked, (x, y), [0.0, 0.3])
     assert result["gradient"] == "zero" and result["zero_gradient_examples"] == len(x)
@@ -62,18 +59,21 @@ def test_masked_gradients_are_reported(mnist_small, caplog):
 
 @pytest.mark.parametrize("data, eps, message", [
     (None, [0.1], "tf.data.Dataset of \\(images, labels\\)"),
-    ("float255", [0.1], r"must lie in \[0, 1\].*Divide 0..255 images by 255"),
+    ("float255", [0.1], r"must lie in \[0, 1\].*divide 0..255 images by 255"),
+    ("nan_images", [0.1], "Pixels contain .* NaN"),
+    ("negative_labels", [0.1], "Labels must be int class ids >= 0"),
     ("int_images", [0.1], "uint8 0..255 or float"),
     ("short_labels", [0.1], "differ in length"),
     ("ok", [], "eps_values is empty"),
-    ("ok", [-0.1], r"eps values must lie in \[0, 1\]"),
-    ("ok", [8], r"eps values must lie in \[0, 1\]"),
+    ("ok", [-0.1], r"eps values must be finite and lie in \[0, 1\]"),
+    ("ok", [8], r"eps values must be finite and lie in \[0, 1\]"),
+    ("ok", [float("nan")], r"eps values must be finite and lie in \[0, 1\]"),
 ])
 def test_bad_input_raises(trained_fcn, data, eps, message):
     x = np.zeros((4, 28, 28, 1), np.float32)
     y = np.zeros(4, np.int64)
     data = {None: None, "ok": (x, y), "float255": (x + 200, y), "int_images": (x.astype(np.int32), y),
-            "short_labels": (x, y[:2])}[data]
+            "short_labels": (x, y[:2]), "nan_images": (x * np.nan, y), "negative_labels": (x, y - 1)}[data]
     with pytest.raises(ValueError, match=message):
         evaluation.sweep(trained_fcn, data, eps)
 
@@ -133,3 +133,29 @@ def test_report_bad_arguments_raise(trained_fcn, mnist_small, kwargs, message):
     _, _, x, y = mnist_small
     with pytest.raises(ValueError, match=message):
         evaluation.robustness_report(trained_fcn, (x, y), [0.1], **kwargs)
+
+
+def test_a_gradient_mode_reaches_compiled_functions_and_leaves_the_model_alone(mnist_small):
+    """gradient= builds its own functions; compiled functions of the model, and the model, keep their mode."""
+    _, _, x, y = mnist_small
+    model = models.build_model("fcn2", width=16, depth=1, input_bits=2)
+    model.compile("adam", tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    identity = evaluation.FgsmSweep(model)
+    before = identity((x, y), [0.0, 0.3])
+    model.evaluate(x, y, verbose=0)  # traces the model's test_function
+    zero = evaluation.sweep(model, (x, y), [0.0, 0.3], gradient="zero")
+    assert zero["gradient"] == "zero" and zero["accuracy"][0] == zero["accuracy"][1]  # masked: FGSM cannot move
+    assert identity((x, y), [0.0, 0.3]) == before and before["accuracy"][1] < before["accuracy"][0]
+    assert models.discretization_gradient(model) == "identity"
+    assert model.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
+    report = evaluation.robustness_report(model, (x, y), [0.0, 0.3], attacks=("fgsm",), gradient="zero")
+    assert report["gradient"] == "zero" and report["attacks"]["fgsm"]["accuracy"] == zero["accuracy"]
+
+
+def test_diverged_weights_are_named_not_blamed_on_the_input(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    broken = tf.keras.models.clone_model(trained_fcn)
+    broken.set_weights([w * np.nan for w in trained_fcn.get_weights()])
+    with pytest.raises(ValueError, match="logits are NaN or infinite for 500 of 500 examples: its weights have "
+                                         "probably diverged"):
+        evaluation.sweep(broken, (x, y), [0.0, 0.1])

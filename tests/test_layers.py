@@ -51,8 +51,12 @@ def test_saved_and_reloaded_layer_gives_equal_outputs_and_gradients(tmp_path, gr
 
 
 def test_float_pixels_outside_unit_range_fail_with_a_clear_message():
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"float pixels in \[0, 1\].*divide 0..255"):
-        InputDiscretization(2)(np.full((1, 3), 200.0, np.float32))
+    layer = InputDiscretization(2)
+    message = r"Float pixels must lie in \[0, 1\].*divide 0..255 images by 255"
+    with pytest.raises(ValueError, match=message):
+        layer(np.full((1, 3), 200.0, np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        tf.function(layer)(tf.constant(np.full((1, 3), 200.0, np.float32)))
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -27,7 +27,7 @@ def test_saved_model_round_trip_keeps_predictions_and_straight_through_gradient(
     np.testing.assert_array_equal(raw_fn(tf.constant(x_test)).numpy(), expected)
     np.testing.assert_array_equal(list(serving(pixels=tf.constant(x_test)).values())[0].numpy(), expected)
 
-    fgsm = attacks.fast_gradient_method(model, x_test, y_test, 0.1).numpy()
+    fgsm = attacks.fast_gradient_method(model, x_test, 0.1, y=y_test).numpy()
     assert np.abs(fgsm - x_test).max() > 0
-    np.testing.assert_array_equal(attacks.fast_gradient_method(keras_model, x_test, y_test, 0.1).numpy(), fgsm)
-    np.testing.assert_array_equal(attacks.fast_gradient_method(raw_fn, tf.constant(x_test), y_test, 0.1).numpy(), fgsm)
+    np.testing.assert_array_equal(attacks.fast_gradient_method(keras_model, x_test, 0.1, y=y_test).numpy(), fgsm)
+    np.testing.assert_array_equal(attacks.fast_gradient_method(raw_fn, tf.constant(x_test), 0.1, y=y_test).numpy(), fgsm)

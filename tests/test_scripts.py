@@ -6,18 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
-from conftest import DATA_DIR
+from helpers import require_data
 from tfdisc import models
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+pytestmark = pytest.mark.slow
 
 
 def _script(name, *args):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True,
-                          env=ENV, timeout=600)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True)
 
 
 def test_evaluate_writes_a_report_for_a_saved_model(tmp_path, mnist_small):
@@ -27,14 +28,20 @@ def test_evaluate_writes_a_report_for_a_saved_model(tmp_path, mnist_small):
     model.fit(x, y, batch_size=100, verbose=0)
     model.save(str(tmp_path / "model"))
     output = tmp_path / "report" / "zero.json"
-    result = _script("evaluate.py", f"--model={tmp_path / 'model'}", f"--data_dir={DATA_DIR}", "--test_examples=100",
-                     "--attacks=fgsm,pgd,square", "--pgd_steps=2", "--square_queries=50", "--gradient=zero",
-                     "--eps=0,0.3", f"--output={output}")
+    result = _script("evaluate.py", f"--model={tmp_path / 'model'}", f"--data_dir={require_data().parent}",
+                     "--test_examples=100", "--attacks=fgsm,pgd,square", "--pgd_steps=2", "--square_queries=50",
+                     "--gradient=zero", "--eps=0,0.3", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(output.read_text())
     assert report["gradient"] == "zero" and report["masking_suspected"] and report["examples"] == 100
+    assert report["subset"] == "first"
+    with np.load(require_data()) as data:  # --subset=first: the first 100 test images, as other tools count them
+        x, y = data["x_test"][:100, ..., None], data["y_test"][:100]
+    clean = float(np.mean(np.argmax(model.predict(x, verbose=0), -1) == y))
+    assert report["clean_accuracy"] == pytest.approx(clean, abs=1e-9)
     assert output.with_suffix(".png").is_file()
     assert "[FAIL] nonzero_gradients" in result.stdout
+    assert not [line for line in result.stderr.splitlines() if line.startswith(("E0000", "W0000", "I0000"))]
 
 
 def test_evaluate_names_a_missing_model():
@@ -81,8 +88,12 @@ def test_benchmark_writes_its_tables(tmp_path):
     results = json.loads(output.with_suffix(".json").read_text())
     assert "CPU cores" in results["machine"]
     train, xla = results["parts"]["train"]["fcn2_full"], results["parts"]["xla"]["fcn2_full"]
-    assert all(train[key] > 0 for key in ("clean_s", "rfgsm_0.5_over_clean", "rfgsm_1.0_over_clean"))
-    assert results["parts"]["overhead"]["fcn2_full"]["throughput_ratio"] > 0
-    assert results["parts"]["pipeline"]["fcn2_full"]["autotune_off_s"] > 0
-    assert isinstance(xla["sweep_results_identical"], bool) and xla["train_speedup"] > 0 < xla["rfgsm_train_speedup"]
-    assert "### train" in output.with_suffix(".md").read_text()
+    overhead, pipeline = results["parts"]["overhead"]["fcn2_full"], results["parts"]["pipeline"]["fcn2_full"]
+    # Structure and internal consistency only: tests never depend on timing.
+    assert train["rfgsm_0.5_over_clean"] == pytest.approx(train["rfgsm_0.5_s"] / train["clean_s"])
+    assert overhead["throughput_ratio"] == pytest.approx(overhead["keras_s"] / overhead["tfdisc_s"])
+    assert set(pipeline) >= {"autotune_off_s", "autotune_on_s"} and all(v > 0 for v in pipeline.values())
+    assert xla["sweep_results_identical"] is True  # full precision: XLA and graph mode agree exactly
+    assert xla["train_speedup"] == pytest.approx(xla["train_off_s"] / xla["train_on_s"])
+    markdown = output.with_suffix(".md").read_text()
+    assert all(f"### {part}" in markdown for part in ("train", "overhead", "xla", "pipeline"))

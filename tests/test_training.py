@@ -2,24 +2,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import accuracy
+from helpers import accuracy
 from tfdisc import models
 from tfdisc.training import AdversarialModel
 
 
-def _compiled(precision="full", strategy=None, run_eagerly=False, **kwargs):
+def _compiled(precision="full", strategy=None, run_eagerly=False, jit_compile=False, **kwargs):
     with (strategy or tf.distribute.get_strategy()).scope():
         model = AdversarialModel(models.build_model("fcn2", precision=precision, width=64, depth=2), **kwargs)
         model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], run_eagerly=run_eagerly)
+                      metrics=["accuracy"], run_eagerly=run_eagerly, jit_compile=jit_compile)
     return model
 
 
-@pytest.mark.parametrize("run_eagerly", [False, True])
+@pytest.mark.parametrize("mode", ["graph", "eager", "xla"])
 @pytest.mark.parametrize("precision", ["full", "bnn"])
-def test_fit_and_evaluate_log_clean_and_adversarial_metrics(mnist_small, run_eagerly, precision):
+def test_fit_and_evaluate_log_clean_and_adversarial_metrics(mnist_small, mode, precision):
     x, y, x_test, y_test = mnist_small
-    model = _compiled(precision, run_eagerly=run_eagerly, eps=0.1, alpha=0.05)
+    model = _compiled(precision, run_eagerly=mode == "eager", jit_compile=mode == "xla", eps=0.1, alpha=0.05)
     csv_rows = []
     callback = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: csv_rows.append(dict(logs)))
     history = model.fit(x[:1000], y[:1000], batch_size=50, epochs=2, verbose=0, callbacks=[callback],
@@ -47,7 +47,7 @@ def test_adversarial_training_makes_the_model_more_robust(mnist_small):
             model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, batch_size=64, epochs=3, verbose=0)
         plain = getattr(model, "model", model)
-        robust[adversarial] = accuracy(plain, fast_gradient_method(plain, x_test, y_test, 0.2), y_test)
+        robust[adversarial] = accuracy(plain, fast_gradient_method(plain, x_test, 0.2, y=y_test), y_test)
     assert robust[True] > robust[False] + 0.2
 
 
@@ -81,10 +81,14 @@ def test_save_exports_the_plain_model(tmp_path, mnist_small):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"eps": 0.1, "alpha": 0.2}, "Need 0 <= alpha <= eps"),
-    ({"eps": -0.1}, "Need 0 <= alpha <= eps"),
-    ({"eps": 0.1, "adv_ratio": 0.0}, r"adv_ratio .* in \(0, 1\]"),
-    ({"eps": 0.1, "adv_ratio": 1.5}, r"adv_ratio .* in \(0, 1\]"),
+    ({"eps": 0.1, "alpha": 0.2}, r"alpha .* must be in \[0, 0.1\]; got 0.2"),
+    ({"eps": -0.1}, r"eps .* must be in \[0, 1\]; got -0.1"),
+    ({"eps": 2.0}, r"eps .* must be in \[0, 1\]; got 2.0"),
+    ({"eps": float("nan")}, r"eps .* must be in \[0, 1\]; got nan"),
+    ({"eps": 0.1, "alpha": -0.01}, r"alpha .* must be in \[0, 0.1\]"),
+    ({"eps": 0.1, "adv_ratio": 0.0}, r"adv_ratio .* must be in \(0, 1\]"),
+    ({"eps": 0.1, "adv_ratio": 1.5}, r"adv_ratio .* must be in \(0, 1\]"),
+    ({"eps": 0.1, "adv_ratio": float("nan")}, r"adv_ratio .* must be in \(0, 1\]"),
 ])
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -104,7 +108,7 @@ def test_a_new_budget_takes_effect_without_retracing(mnist_small):
     unattacked = model.evaluate(x_test, y_test, batch_size=100, verbose=0, return_dict=True)
     assert unattacked["adv_accuracy"] == unattacked["clean_accuracy"] > attacked["adv_accuracy"]
     assert [fn.experimental_get_tracing_count() for fn in (model.train_function, model.test_function)] == traces
-    with pytest.raises(ValueError, match="alpha <= eps"):
+    with pytest.raises(ValueError, match=r"alpha .* must be in \[0, 0.1\]"):
         model.set_budget(0.1, alpha=0.2)
 
 
@@ -113,3 +117,11 @@ def test_train_step_does_not_retrace_across_epochs_or_batches(mnist_small):
     model = _compiled(eps=0.1)
     model.fit(x[:450], y[:450], batch_size=100, epochs=3, verbose=0)  # the last batch of each epoch is smaller
     assert model.train_function.experimental_get_tracing_count() <= 2
+
+
+def test_xla_compiles_the_step_core_and_keeps_the_checks_outside(mnist_small):
+    x, y, _, _ = mnist_small
+    model = _compiled(jit_compile=True, eps=0.1)
+    assert model.xla_compiled and not model.jit_compile  # Keras compiles the (checked) step in graph mode
+    model.fit(x[:200], y[:200], batch_size=50, verbose=0)
+    assert list(model._xla_cores) == ["train_core"]

@@ -1,9 +1,11 @@
 """tfdisc: discretization-based adversarial robustness for Keras and Larq.
 
 Larq needs legacy Keras 2 (`tf_keras`), so importing tfdisc selects it by setting
-`TF_USE_LEGACY_KERAS=1` before `tf.keras` is first used.
+`TF_USE_LEGACY_KERAS=1` before `tf.keras` is first used. With `TFDISC_QUIET=1` (the scripts set
+it), TensorFlow's C++ start-up lines (CUDA probing on CPU-only machines and the like) are silenced.
 """
 
+import contextlib
 import os
 import sys
 
@@ -20,15 +22,34 @@ def _select_legacy_keras():
     flag = os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if flag.lower() not in ("1", "true"):
         raise ImportError(f"TF_USE_LEGACY_KERAS={flag!r} selects Keras 3. {_LEGACY_KERAS_HELP}")
-    import tensorflow as tf
+    with _quiet_tensorflow_start():
+        import tensorflow as tf
 
     if not tf.keras.Model.__module__.startswith("tf_keras"):
         raise ImportError(f"tf.keras is bound to Keras 3 ({tf.keras.Model.__module__}). {_LEGACY_KERAS_HELP}")
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow_start():
+    """With TFDISC_QUIET=1: TF_CPP_MIN_LOG_LEVEL=3 (unless set), and stderr closed while TensorFlow loads."""
+    if os.environ.get("TFDISC_QUIET") != "1" or "tensorflow" in sys.modules:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 _select_legacy_keras()
 
-from tfdisc import attacks, callbacks, datasets, evaluation, layers, models, ops, training  # noqa: E402
+from tfdisc import attacks, callbacks, checks, datasets, evaluation, export, files, layers, models, ops  # noqa: E402
+from tfdisc import presets, training  # noqa: E402
 from tfdisc.layers import InputDiscretization  # noqa: E402
 from tfdisc.models import build_model  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
@@ -40,10 +61,14 @@ __all__ = [
     "attacks",
     "build_model",
     "callbacks",
+    "checks",
     "datasets",
     "evaluation",
+    "export",
+    "files",
     "layers",
     "models",
     "ops",
+    "presets",
     "training",
 ]

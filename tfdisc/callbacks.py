@@ -1,23 +1,25 @@
-"""Keras callbacks that put robustness numbers into `logs`."""
+"""Keras callbacks that put robustness numbers into `logs`, checkpoint, time and guard training."""
 
 import math
 import time
 
 import tensorflow as tf
 
-from tfdisc import evaluation, io
+from tfdisc import evaluation, files
+from tfdisc.progress import Progress
 
 
 class EpsilonSweep(tf.keras.callbacks.Callback):
-    """Record FGSM accuracy at every eps in `logs["sweep/fgsm/eps=<eps>"]` at the end of epochs.
+    """Record FGSM accuracy on test data at every eps in `logs["val_sweep/fgsm/eps=<eps>"]` at the end of epochs.
 
-    The sweep runs every `every_n_epochs` epochs (and after the last one); other epochs log
+    The `val_` prefix files the numbers with the other held-out metrics (TensorBoard's validation
+    run). The sweep runs every `every_n_epochs` epochs (and after the last one); other epochs log
     NaN, so CSVLogger keeps the same columns. Place it before CSVLogger/TensorBoard in the
     callback list. `result` holds the latest sweep; with `path`, it is also written there as
-    JSON, atomically.
+    JSON, atomically. `gradient` is passed to `tfdisc.evaluation.FgsmSweep`.
     """
 
-    def __init__(self, data, eps_values, every_n_epochs=1, path=None, verbose=0):
+    def __init__(self, data, eps_values, every_n_epochs=1, path=None, gradient=None):
         super().__init__()
         if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive int; got {every_n_epochs!r}.")
@@ -25,14 +27,15 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         self.eps_values = evaluation.check_eps_values(eps_values)
         self.every_n_epochs = every_n_epochs
         self.path = path
-        self.verbose = verbose
-        self.keys = [f"sweep/fgsm/eps={e:g}" for e in self.eps_values]
+        self.gradient = gradient
+        self.keys = [f"val_sweep/fgsm/eps={e:g}" for e in self.eps_values]
         self.result = None
         self._sweep = None
         self._epochs = None
 
     def on_train_begin(self, logs=None):
-        self._sweep = evaluation.FgsmSweep(self.model)
+        plain = getattr(self.model, "model", self.model)  # AdversarialModel wraps the model it trains
+        self._sweep = evaluation.FgsmSweep(plain, self.gradient)
         self._epochs = self.params.get("epochs")
 
     def on_epoch_end(self, epoch, logs=None):
@@ -40,17 +43,18 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs and epoch + 1 != self._epochs:
             logs.update({key: math.nan for key in self.keys})
             return
-        self.result = self._sweep(self.data, self.eps_values, verbose=self.verbose)
+        self.result = self._sweep(self.data, self.eps_values)
         logs.update(zip(self.keys, self.result["accuracy"]))
         if self.path:
-            io.write_json_atomic(self.path, {"epoch": epoch + 1, **self.result})
+            files.write_json_atomic(self.path, {"epoch": epoch + 1, **self.result})
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
     """Checkpoint model and optimizer after every epoch into `directory`, keeping the last `max_to_keep`.
 
     Call `restore()` after `compile` and before `fit`: it returns the number of epochs already
-    done (0 for a fresh run); pass it to `fit(initial_epoch=...)`.
+    done (0 for a fresh run); pass it to `fit(initial_epoch=...)`. TensorFlow writes a checkpoint's
+    files first and its index last, so a kill mid-save leaves the previous checkpoint in charge.
     """
 
     def __init__(self, directory, max_to_keep=2):
@@ -69,7 +73,7 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         manager = self._manager_for(model)
         if manager.latest_checkpoint is None:
             return 0
-        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
         return int(manager.latest_checkpoint.rsplit("-", 1)[1])
 
     def on_epoch_end(self, epoch, logs=None):
@@ -85,3 +89,50 @@ class EpochTimer(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class DivergenceGuard(tf.keras.callbacks.Callback):
+    """Stop with `TrainingDiverged` at the end of an epoch whose loss is not finite (place it first).
+
+    Checked per epoch, so it costs no host sync per batch; nothing diverged is checkpointed.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise TrainingDiverged(f"Training diverged in epoch {epoch + 1}: the loss is {loss}. Lower the learning "
+                                   "rate (or check the data); the last finite epoch's checkpoint is kept.")
+
+
+class ProgressLog(tf.keras.callbacks.Callback):
+    """Log validation progress with an ETA while it runs, and after each epoch the ETA of the whole run.
+
+    Keras's progress bar shows neither; place it anywhere in the list. Epoch ETAs count only the
+    epochs of this `fit` call (a resumed run's first epoch is `initial_epoch` + 1).
+    """
+
+    def __init__(self, validation_batches=None):
+        super().__init__()
+        self.validation_batches = validation_batches
+
+    def on_train_begin(self, logs=None):
+        self._epochs = Progress("Training", self.params.get("epochs"), unit="epochs", interval=0)
+        self._first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+            self._epochs.total = (self._epochs.total or epoch + 1) - epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epochs.update(epoch + 1 - self._first_epoch)
+
+    def on_test_begin(self, logs=None):
+        self._validation = Progress("Validation", self.validation_batches)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._validation.update(batch + 1)

@@ -7,33 +7,22 @@ uint8); a folder of MNIST-style idx `.gz` files (`data_dir`, `data_dir/<name>`, 
 `data_dir` defaults to the environment variable TFDISC_DATA_DIR.
 """
 
-import dataclasses
 import gzip
+import logging
 import math
 import os
+import socket
+import zipfile
 
 import numpy as np
 import tensorflow as tf
 
+from tfdisc import presets
+
+logger = logging.getLogger(__name__)
+
 SPLITS = ("train", "test")
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-    image_shape: tuple
-    num_classes: int
-    idx_dirs: tuple = ()
-    in_memory: bool = True  # small enough to hold as arrays (exact, resumable shuffling)
-    tfds_splits: tuple = ("train", "test")
-
-
-DATASETS = {
-    "mnist": DatasetInfo((28, 28, 1), 10),
-    "fashion_mnist": DatasetInfo((28, 28, 1), 10, idx_dirs=("/usr/share/datasets/fashion-mnist",)),
-    "cifar10": DatasetInfo((32, 32, 3), 10),
-    "cifar100": DatasetInfo((32, 32, 3), 100),
-    "imagenet2012": DatasetInfo((227, 227, 3), 1000, in_memory=False, tfds_splits=("train", "validation")),
-}
+SUBSETS = ("random", "first")
 
 IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
               "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
@@ -44,14 +33,19 @@ class DataNotFoundError(FileNotFoundError):
 
 
 def _check_request(name, split):
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; valid values are {', '.join(map(repr, DATASETS))}.")
+    presets.get(name)
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; valid values are 'train', 'test'.")
 
 
 def _data_dir(data_dir):
-    return data_dir if data_dir is not None else os.environ.get("TFDISC_DATA_DIR")
+    """`data_dir` or $TFDISC_DATA_DIR; a folder that does not exist fails at once (a typo, not a download target)."""
+    data_dir = data_dir if data_dir is not None else os.environ.get("TFDISC_DATA_DIR")
+    if data_dir and not os.path.isdir(data_dir):
+        raise DataNotFoundError(
+            f"The data folder {data_dir!r} does not exist. Point --data_dir (or TFDISC_DATA_DIR) at the folder that "
+            "holds <dataset>.npz, or create the folder to let TFDS download into it.")
+    return data_dir
 
 
 def _read_idx(path):
@@ -65,12 +59,19 @@ def _read_idx(path):
 
 
 def _from_npz(path, split):
-    with np.load(path, allow_pickle=False) as archive:
-        keys = {f"x_{split}", f"y_{split}"}
-        if not keys <= set(archive.files):
-            raise ValueError(f"{path} lacks {sorted(keys - set(archive.files))}; "
-                             "expected Keras layout with x_train, y_train, x_test, y_test.")
-        return archive[f"x_{split}"], archive[f"y_{split}"]
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = {f"x_{split}", f"y_{split}"}
+            if not keys <= set(archive.files):
+                raise ValueError(f"{path} lacks {sorted(keys - set(archive.files))}; "
+                                 "expected Keras layout with x_train, y_train, x_test, y_test.")
+            return archive[f"x_{split}"], archive[f"y_{split}"]
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        if isinstance(error, ValueError) and str(error).startswith(path):
+            raise
+        raise ValueError(f"{path} is not a readable .npz archive ({type(error).__name__}: {error}); it may be truncated "
+                         "or corrupt. Replace it with a complete copy (Keras layout: x_train, y_train, x_test, y_test)."
+                         ) from None
 
 
 def _candidates(name, data_dir):
@@ -79,14 +80,26 @@ def _candidates(name, data_dir):
     if data_dir:
         places.append(("npz", os.path.join(data_dir, f"{name}.npz")))
         places += [("idx", data_dir), ("idx", os.path.join(data_dir, name))]
-    places += [("idx", d) for d in DATASETS[name].idx_dirs]
+    places += [("idx", d) for d in presets.get(name).idx_dirs]
     return places
+
+
+def network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
+    """Whether TFDS's download host answers (a quick probe, so an offline run fails at once)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _from_tfds(name, split, data_dir, download):
     import tensorflow_datasets as tfds
 
-    tfds_split = DATASETS[name].tfds_splits[SPLITS.index(split)]
+    if download and not network_reachable():
+        logger.info("No network: TFDS may only use data already prepared in %s", data_dir or "~/tensorflow_datasets")
+        download = False
+    tfds_split = presets.get(name).tfds_splits[SPLITS.index(split)]
     kwargs = {}
     if name == "imagenet2012" and data_dir:
         kwargs["download_and_prepare_kwargs"] = {
@@ -98,7 +111,7 @@ def _from_tfds(name, split, data_dir, download):
 
 
 def _validate(name, split, x, y, source):
-    info = DATASETS[name]
+    info = presets.get(name)
     if x.ndim == 3 and info.image_shape[-1] == 1:
         x = x[..., None]
     if x.dtype != np.uint8:
@@ -113,17 +126,19 @@ def _validate(name, split, x, y, source):
     return x, y.astype(np.int64)
 
 
-def load_arrays(name, split, *, data_dir=None, examples=None, download=True):
+def load_arrays(name, split, *, data_dir=None, examples=None, subset_order="random", download=True):
     """One split as (uint8 images NHWC, int64 labels) numpy arrays, from the first source that has it.
 
-    `examples` keeps a fixed random subset (seed 0) in original order: unbiased even for files
-    sorted by class.
+    `examples` keeps that many: by default a fixed random subset (seed 0) in original order, unbiased
+    even for files sorted by class; `subset_order="first"` keeps the first ones (to compare with other
+    tools on "the first N test images").
     """
     _check_request(name, split)
-    if not DATASETS[name].in_memory:
+    if not presets.get(name).in_memory:
         raise ValueError(f"{name} is too large to hold in memory; use tfdisc.datasets.load.")
+    subset(0, examples, subset_order)  # bad arguments fail before any file is read
     x, y = _read_split(name, split, _data_dir(data_dir), download)
-    keep = subset(len(x), examples)
+    keep = subset(len(x), examples, subset_order)
     return x[keep], y[keep]
 
 
@@ -152,12 +167,17 @@ def _not_found(name, data_dir, error):
                              f"(TFDS said: {first_line})")
 
 
-def subset(n, examples):
-    """Indices of `examples` of n items: all in order, else a fixed random subset (unbiased for class-sorted files)."""
+def subset(n, examples, order="random"):
+    """Indices of `examples` of n items, ascending: all, the first ones, or a fixed random subset (seed 0)."""
+    if order not in SUBSETS:
+        raise ValueError(f"Unknown subset order {order!r}; valid values are {', '.join(map(repr, SUBSETS))}.")
+    if examples is not None and (isinstance(examples, bool) or not isinstance(examples, (int, np.integer))
+                                 or examples < 1):
+        raise ValueError(f"examples must be a positive int; got {examples!r}.")
     if examples is None or examples >= n:
         return np.arange(n)
-    if examples < 1:
-        raise ValueError(f"examples must be a positive int; got {examples}.")
+    if order == "first":
+        return np.arange(examples)
     return np.sort(np.random.default_rng(0).permutation(n)[:examples])
 
 
@@ -188,6 +208,12 @@ def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
     `first_epoch`, epoch e a permutation seeded by (shuffle_seed, e), so a resumed run sees the
     very batches an uninterrupted one would; give `fit` `steps_per_epoch(len(x), batch_size)`.
     """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype != np.uint8:
+        raise ValueError(f"pipeline takes uint8 images 0..255; got {x.dtype}. Use tfdisc.evaluation.as_dataset "
+                         "for float images in [0, 1].")
+    if len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"pipeline needs one int label per image; got {len(y)} {y.dtype} labels for {len(x)} images.")
     if shuffle_seed is None:
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
         return without_autotune(dataset.map(_to_float, tf.data.AUTOTUNE).cache().prefetch(tf.data.AUTOTUNE))
@@ -203,8 +229,8 @@ def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
     return without_autotune(epochs.prefetch(tf.data.AUTOTUNE))
 
 
-def load(name, split, *, data_dir=None, batch_size=128, examples=None, shuffle_seed=None, first_epoch=0,
-         download=True):
+def load(name, split, *, data_dir=None, batch_size=128, examples=None, subset_order="random", shuffle_seed=None,
+         first_epoch=0, download=True):
     """Batched, cached, prefetched tf.data of (float32 images in [0, 1], int64 labels).
 
     Names: mnist, fashion_mnist, cifar10, cifar100, imagenet2012; splits: train, test (ImageNet's
@@ -212,9 +238,9 @@ def load(name, split, *, data_dir=None, batch_size=128, examples=None, shuffle_s
     ImageNet streams from TFDS, resized to 227×227 and shuffled through a buffer.
     """
     _check_request(name, split)
-    if not DATASETS[name].in_memory:
+    if not presets.get(name).in_memory:
         return _load_streaming(name, split, _data_dir(data_dir), batch_size, examples, shuffle_seed, download)
-    x, y = load_arrays(name, split, data_dir=data_dir, examples=examples, download=download)
+    x, y = load_arrays(name, split, data_dir=data_dir, examples=examples, subset_order=subset_order, download=download)
     return pipeline(x, y, batch_size, shuffle_seed, first_epoch)
 
 
@@ -223,7 +249,7 @@ def _load_streaming(name, split, data_dir, batch_size, examples, shuffle_seed, d
     dataset = _from_tfds(name, split, data_dir, download)
     if isinstance(dataset, Exception):
         raise _not_found(name, data_dir, dataset)
-    size = DATASETS[name].image_shape[:2]
+    size = presets.get(name).image_shape[:2]
     if examples is not None:
         dataset = dataset.take(examples)
     if shuffle_seed is not None:

@@ -2,14 +2,15 @@
 
 import logging
 import math
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from tfdisc import attacks as attacks_lib
+from tfdisc import checks
 from tfdisc.datasets import without_autotune
-from tfdisc.layers import InputDiscretization
+from tfdisc.models import discretization_gradient, with_input_gradient
+from tfdisc.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -19,14 +20,34 @@ def check_eps_values(eps_values):
     eps = [float(e) for e in eps_values]
     if not eps:
         raise ValueError("eps_values is empty; give at least one eps, e.g. [0, 0.1, 0.2].")
-    bad = [e for e in eps if not 0 <= e <= 1 or math.isnan(e)]
+    bad = [e for e in eps if not 0 <= e <= 1]  # NaN fails both comparisons
     if bad:
-        raise ValueError(f"eps values must lie in [0, 1] (pixel units; 8/255 ≈ 0.031); got {bad}.")
+        raise ValueError(f"eps values must be finite and lie in [0, 1] (pixel units; 8/255 ≈ 0.031); got {bad}.")
     return eps
 
 
+def parse_eps_list(text):
+    """'0,0.1,8/255' -> [0.0, 0.1, 0.0313...]; ValueError naming a bad entry."""
+    values = []
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        numerator, _, denominator = token.partition("/")
+        try:
+            value = float(numerator) / (float(denominator) if denominator else 1.0)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"cannot read eps {token!r}; write numbers like 0.1 or 8/255") from None
+        if not 0 <= value <= 1:
+            raise ValueError(f"eps {token} is outside [0, 1] (pixel units)")
+        values.append(value)
+    if not values:
+        raise ValueError("give at least one eps, e.g. 0,0.1,8/255")
+    return values
+
+
 def as_dataset(data, batch_size=256):
-    """`data` as batched (x, y): a `tf.data.Dataset` passes through; (x, y) arrays are checked and batched."""
+    """`data` as batched (x, y): a `tf.data.Dataset` passes through; (x, y) arrays are checked and batched.
+
+    A dataset's batches are checked as they are used (`tfdisc.checks`).
+    """
     if isinstance(data, tf.data.Dataset):
         spec = data.element_spec
         if not (isinstance(spec, tuple) and len(spec) == 2):
@@ -37,22 +58,10 @@ def as_dataset(data, batch_size=256):
     x, y = np.asarray(data[0]), np.asarray(data[1])
     if len(x) != len(y):
         raise ValueError(f"images and labels differ in length: {len(x)} vs {len(y)}.")
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
-    elif not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"images must be uint8 0..255 or float in [0, 1]; got dtype {x.dtype}.")
-    elif x.size and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"float images must lie in [0, 1]; got [{x.min()}, {x.max()}]. Divide 0..255 images by 255.")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be int class ids; got dtype {y.dtype}.")
-    dataset = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+    x = checks.pixels(x).numpy().astype(np.float32)
+    y = checks.labels(y).numpy().astype(np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
     return without_autotune(dataset.batch(batch_size))
-
-
-def discretization_gradient(model):
-    """The `gradient` mode of the model's InputDiscretization layer, or None if it has none."""
-    modes = {layer.gradient for layer in model.submodules if isinstance(layer, InputDiscretization)}
-    return modes.pop() if len(modes) == 1 else (None if not modes else "mixed")
 
 
 def _zero_rows(gradient):
@@ -60,30 +69,55 @@ def _zero_rows(gradient):
     return tf.reduce_all(tf.equal(tf.reshape(gradient, [tf.shape(gradient)[0], -1]), 0.0), axis=1)
 
 
+def _direction(gradient):
+    """FGSM's direction sign(∇x L), with 0 where the gradient is NaN (diverged weights are reported by the caller)."""
+    return tf.sign(tf.where(tf.math.is_nan(gradient), tf.zeros_like(gradient), gradient))
+
+
+def _checked_batch(x, y, num_classes):
+    """A batch's float pixels and int64 labels, checked before any compiled (XLA) code sees them."""
+    return tf.cast(checks.pixels(x), tf.float32), tf.cast(checks.labels(y, num_classes), tf.int64)
+
+
+def _check_finite_logits(nonfinite, examples):
+    if nonfinite:
+        raise ValueError(f"The model's logits are NaN or infinite for {nonfinite} of {examples} examples: its weights "
+                         "have probably diverged during training (lower the learning rate) or hold NaN.")
+
+
+def _chunk_size(data):
+    """Batches per compiled call: about 20 progress lines per pass when the length is known."""
+    batches = int(data.cardinality())
+    return max(1, batches // 20) if batches > 0 else 50, (batches if batches > 0 else None)
+
+
 class FgsmSweep:
     """FGSM accuracy for many eps at once; compiled once per model, reusable across calls.
 
     Per batch it computes the input gradient once (the FGSM direction sign(∇x L) does not depend
     on eps) and then one forward pass per eps. The loop over batches runs inside one
-    `tf.function` (no Python work or host sync per batch), and eps is a tensor argument, so
-    new eps, batch sizes or datasets of the same element type never retrace.
-    `jit_compile=True` compiles each batch with XLA, which skips InputDiscretization's [0, 1]
-    range check and may flip BNN signs that sit exactly at 0 (see scripts/benchmark.py).
+    `tf.function` (a chunk of batches per call, so a progress line with an ETA can be logged
+    between chunks), and eps is a tensor argument, so new eps, batch sizes or datasets of the same
+    element type never retrace. `gradient` ("identity" or "zero") sets how the model's input
+    discretization passes gradients for this sweep only (`tfdisc.models.with_input_gradient`);
+    None keeps the model's own. `jit_compile=True` compiles each batch with XLA (the input checks
+    stay outside); fused arithmetic may flip BNN signs that sit exactly at 0 (scripts/benchmark.py).
     """
 
-    def __init__(self, model, clip_min=0.0, clip_max=1.0, jit_compile=False):
-        self.model = model
+    def __init__(self, model, gradient=None, clip_min=0.0, clip_max=1.0, jit_compile=False):
+        self.model = model if gradient is None else with_input_gradient(model, gradient)
+        self.num_classes = int(self.model.output_shape[-1])
         self.clip_min = clip_min
         self.clip_max = clip_max
         # Inlined into the loop: a nested tf.function there fails under MultiWorkerMirroredStrategy.
         self._batch_counts = tf.function(self._counts, jit_compile=True) if jit_compile else self._counts
-        self._totals = tf.function(self._dataset_totals, reduce_retracing=True)
+        self._totals = tf.function(self._chunk_totals, reduce_retracing=True)
 
     def _counts(self, x, y, eps):
-        y = tf.cast(y, tf.int64)
         logits, gradient = attacks_lib.logits_and_gradient(self.model, x, y)
         clean = tf.reduce_sum(tf.cast(tf.argmax(logits, axis=-1) == y, tf.int64))
-        direction = tf.sign(gradient)
+        nonfinite = tf.reduce_sum(tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(logits), axis=-1)), tf.int64))
+        direction = _direction(gradient)
         zero_gradient = tf.reduce_sum(tf.cast(_zero_rows(gradient), tf.int64))
 
         def correct_at(e):
@@ -92,31 +126,46 @@ class FgsmSweep:
             return tf.reduce_sum(tf.cast(predictions == y, tf.int64))
 
         correct = tf.map_fn(correct_at, eps, fn_output_signature=tf.int64)
-        return clean, correct, zero_gradient, tf.shape(x, out_type=tf.int64)[0]
+        return clean, correct, zero_gradient, nonfinite, tf.shape(x, out_type=tf.int64)[0]
 
-    def _dataset_totals(self, batches, eps):
-        """(clean, correct per eps, zero-gradient, examples) summed over an iterator of batches.
+    def _chunk_totals(self, batches, eps, max_batches):
+        """(clean, correct per eps, zero-gradient, non-finite, examples, batches) over up to `max_batches` batches.
 
         A graph `while` loop over the iterator: `Dataset.reduce` would run the model in tf.data's
         runtime, single-threaded.
         """
         zero = tf.constant(0, tf.int64)
-        totals = (zero, tf.zeros_like(eps, tf.int64), zero, zero)
+        totals = (zero, tf.zeros_like(eps, tf.int64), zero, zero, zero)
+        done = zero
         for x, y in batches:
-            counts = self._batch_counts(tf.cast(x, tf.float32), y, eps)
+            counts = self._batch_counts(*_checked_batch(x, y, self.num_classes), eps)
             totals = tuple(total + count for total, count in zip(totals, counts))
-        return totals
+            done += 1
+            if done >= max_batches:
+                break
+        return totals + (done,)
 
-    def __call__(self, data, eps_values, verbose=0):
+    def __call__(self, data, eps_values):
         """Return {"attack", "gradient", "eps", "accuracy", "clean_accuracy", "examples", ...} over `data`."""
         eps = check_eps_values(eps_values)
-        start = time.perf_counter()
-        clean, correct, zero_gradient, examples = (
-            t.numpy() for t in self._totals(iter(as_dataset(data)), tf.constant(eps, tf.float32)))
+        data = as_dataset(data)
+        chunk, total = _chunk_size(data)
+        batches = iter(data)
+        progress = Progress(f"FGSM sweep ({len(eps)} eps)", total)
+        sums, done = np.zeros(5, object), 0
+        with checks.clear_errors():
+            while True:
+                *counts, n = (t.numpy() for t in self._totals(batches, tf.constant(eps, tf.float32),
+                                                               tf.constant(chunk, tf.int64)))
+                sums, done = sums + np.array(counts, object), done + int(n)
+                progress.update(done)
+                if n < chunk:
+                    break
+        progress.update(done, final=True)
+        clean, correct, zero_gradient, nonfinite, examples = sums
         if examples == 0:
             raise ValueError("The data holds no examples.")
-        if verbose:
-            print(f"FGSM sweep: {examples} examples, {len(eps)} eps, {time.perf_counter() - start:.1f} s")
+        _check_finite_logits(nonfinite, examples)
         if zero_gradient > examples / 2:
             logger.warning(
                 "The input gradient is exactly zero for %d of %d examples: FGSM cannot move them, "
@@ -125,16 +174,16 @@ class FgsmSweep:
             "attack": "fgsm",
             "gradient": discretization_gradient(self.model),
             "eps": eps,
-            "accuracy": (correct / examples).tolist(),
+            "accuracy": (np.asarray(correct, np.int64) / examples).tolist(),
             "clean_accuracy": float(clean / examples),
             "examples": int(examples),
             "zero_gradient_examples": int(zero_gradient),
         }
 
 
-def sweep(model, data, eps_values, verbose=0):
+def sweep(model, data, eps_values, gradient=None):
     """FGSM accuracy of `model` on `data` for every eps in `eps_values` (see `FgsmSweep`)."""
-    return FgsmSweep(model)(data, eps_values, verbose=verbose)
+    return FgsmSweep(model, gradient)(data, eps_values)
 
 
 ATTACKS = ("fgsm", "pgd", "square", "transfer")
@@ -145,9 +194,9 @@ def _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queri
     makers = {
         "fgsm": lambda x, y, eps, direction: x + eps * direction,  # clipped below; direction shared across eps
         "pgd": lambda x, y, eps, _: attacks_lib.projected_gradient_descent(
-            model, x, y, eps, 2.5 * eps / pgd_steps, pgd_steps, seed=seed, n_restarts=pgd_restarts),
-        "square": lambda x, y, eps, _: attacks_lib.square_attack(model, x, y, eps, n_queries=square_queries, seed=seed),
-        "transfer": lambda x, y, eps, _: attacks_lib.transfer_attack(surrogate, x, y, eps),
+            model, x, eps, 2.5 * eps / pgd_steps, pgd_steps, y=y, seed=seed, n_restarts=pgd_restarts),
+        "square": lambda x, y, eps, _: attacks_lib.square_attack(model, x, eps, y=y, n_queries=square_queries, seed=seed),
+        "transfer": lambda x, y, eps, _: attacks_lib.transfer_attack(surrogate, x, eps, y=y),
     }
 
     def compiled(make):
@@ -199,15 +248,17 @@ def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
 
 
 def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, *, pgd_steps=20, pgd_restarts=1,
-                      square_queries=1000, large_eps=None, tolerance=0.01, seed=0, verbose=0):
+                      square_queries=1000, large_eps=None, tolerance=0.01, seed=0, gradient=None):
     """Accuracy under each attack and ε, the per-example worst case over all of them, and sanity checks.
 
     attacks: any of "fgsm", "pgd" (L∞, eps_iter = 2.5·ε/steps, random start), "square" (gradient-free)
     and "transfer" (FGSM crafted on `surrogate`, evaluated on `model`). The checks follow Carlini et
     al. 2019; a failed one is reported as possible gradient masking. `large_eps` is an ε at which
-    accuracy should be near chance (MNIST 0.5, CIFAR 32/255).
+    accuracy should be near chance (MNIST 0.5, CIFAR 32/255). `gradient` sets how the model's input
+    discretization passes gradients for this report only (see `FgsmSweep`).
     """
     eps = check_eps_values(eps_values)
+    model = model if gradient is None else with_input_gradient(model, gradient)
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown or not attacks:
         raise ValueError(f"Unknown attack(s) {unknown}; valid values are {', '.join(map(repr, ATTACKS))}.")
@@ -219,20 +270,23 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
 
     @tf.function(reduce_retracing=True)
     def clean_pass(x, y):
-        """Clean correctness, the FGSM direction and which examples have an all-zero input gradient."""
+        """Checked batch, clean correctness, FGSM direction, all-zero input gradients, non-finite logits."""
+        x, y = _checked_batch(x, y, num_classes)
         logits, gradient = attacks_lib.logits_and_gradient(model, x, y)
-        return tf.argmax(logits, axis=-1) == y, tf.sign(gradient), _zero_rows(gradient)
+        nonfinite = tf.logical_not(tf.reduce_all(tf.math.is_finite(logits), axis=-1))
+        return x, y, tf.argmax(logits, axis=-1) == y, _direction(gradient), _zero_rows(gradient), nonfinite
+    num_classes = int(model.output_shape[-1])
     correct = {name: np.zeros(len(eps), np.int64) for name in attacks}
     worst = np.zeros(len(eps), np.int64)
-    clean = examples = zero_gradient = 0
-    progress = tf.keras.utils.Progbar(data.cardinality().numpy(), unit_name="batch") if verbose else None
-    start = time.perf_counter()
+    clean = examples = zero_gradient = batches = 0
+    progress = Progress(f"Robustness report ({', '.join(attacks)} × {len(eps)} eps)", _chunk_size(data)[1])
     for x, y in data:
-        x, y = tf.cast(x, tf.float32), tf.cast(y, tf.int64)
-        correct_clean, direction, zero = clean_pass(x, y)
+        with checks.clear_errors():
+            x, y, correct_clean, direction, zero, bad_logits = clean_pass(x, y)
+        examples += int(tf.shape(x)[0])
+        _check_finite_logits(int(tf.reduce_sum(tf.cast(bad_logits, tf.int32))), examples)
         clean += int(tf.reduce_sum(tf.cast(correct_clean, tf.int32)))
         zero_gradient += int(tf.reduce_sum(tf.cast(zero, tf.int32)))
-        examples += int(tf.shape(x)[0])
         for i, e in enumerate(eps):
             survived = np.ones(int(tf.shape(x)[0]), bool)
             for name, fn in fns.items():
@@ -240,11 +294,11 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
                 correct[name][i] += ok.sum()
                 survived &= ok
             worst[i] += survived.sum()
-        if progress:
-            progress.add(1)
+        batches += 1
+        progress.update(batches)
+    progress.update(batches, final=True)
     if examples == 0:
         raise ValueError("The data holds no examples.")
-    num_classes = int(model.output_shape[-1])
     result = {
         "eps": eps,
         "clean_accuracy": clean / examples,
@@ -257,5 +311,17 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
     }
     result["checks"] = _checks(result, zero_gradient / examples, large_eps, 1 / num_classes, tolerance)
     result["masking_suspected"] = not all(c["passed"] for c in result["checks"])
-    result["seconds"] = time.perf_counter() - start
+    result["seconds"] = progress.elapsed
     return result
+
+
+def report_lines(report):
+    """A robustness report as text lines: accuracy per attack and ε with the worst case, then the checks."""
+    names = list(report["attacks"])
+    lines = [f"{'eps':>8}" + "".join(f"  {n:>9}" for n in names) + "  worst case"
+             + f"   ({report['examples']} examples, {report['gradient']} gradient)"]
+    for i, eps in enumerate(report["worst_case"]["eps"]):
+        lines.append(f"{eps:8.4f}" + "".join(f"  {report['attacks'][n]['accuracy'][i]:9.4f}" for n in names)
+                     + f"  {report['worst_case']['accuracy'][i]:10.4f}")
+    lines += [f"  [{'pass' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}" for c in report["checks"]]
+    return lines

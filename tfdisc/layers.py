@@ -3,7 +3,7 @@
 import larq as lq
 import tensorflow as tf
 
-from tfdisc import ops
+from tfdisc import checks, ops
 
 
 @tf.keras.utils.register_keras_serializable(package="tfdisc")
@@ -17,40 +17,28 @@ class InputDiscretization(tf.keras.layers.Layer):
 
     gradient="identity" (default) is the straight-through estimator, so white-box attacks see
     through the quantizer (BPDA); gradient="zero" is the true, masked derivative.
-    Float inputs outside [0, 1] fail with an InvalidArgumentError naming the range.
+    NaN or out-of-range float pixels fail with an error naming the fix (`tfdisc.checks.pixels`);
+    where no error can be raised (inside XLA, in TFLite) those examples come out as NaN.
     """
 
     def __init__(self, bits=8, mode="floor", gradient="identity", **kwargs):
-        ops.check_bits(bits)
-        ops.check_choice("mode", mode, ops.MODES)
-        ops.check_choice("gradient", gradient, ops.GRADIENTS)
+        checks.bits(bits)
+        checks.choice("mode", mode, ops.MODES)
+        checks.choice("gradient", gradient, ops.GRADIENTS)
         super().__init__(**kwargs)
         self.bits = bits
         self.mode = mode
         self.gradient = gradient
 
     def call(self, inputs):
-        if inputs.dtype != tf.uint8:
-            inputs = tf.cast(inputs, tf.float32)
-            in_range = [
-                tf.debugging.assert_greater_equal(inputs, 0.0, message=_RANGE_HELP),
-                tf.debugging.assert_less_equal(inputs, 1.0, message=_RANGE_HELP),
-            ]
-            with tf.control_dependencies(in_range):
-                inputs = tf.identity(inputs)
-        return ops.discretize(inputs, self.bits, self.mode, self.gradient)
+        q = ops.discretize(inputs, self.bits, self.mode, self.gradient)
+        return q if inputs.dtype == tf.uint8 else checks.nan_where_invalid(tf.cast(inputs, q.dtype), q)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         return {**super().get_config(), "bits": self.bits, "mode": self.mode, "gradient": self.gradient}
-
-
-_RANGE_HELP = (
-    "InputDiscretization expects float pixels in [0, 1] (or uint8 0..255); "
-    "divide 0..255 float images by 255 first."
-)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfdisc")

@@ -9,13 +9,16 @@ Precisions (Larq layers throughout; `full` simply sets no quantizers):
   (`XnorWeightScale`); the first and last layers stay full precision.
 """
 
+import collections
 import inspect
+import os
 
 import larq as lq
 import tensorflow as tf
 
-from tfdisc import ops
+from tfdisc import checks, ops, presets
 from tfdisc.layers import InputDiscretization, XnorWeightScale
+from tfdisc.training import CheckedSteps
 
 PRECISIONS = ("full", "bnn", "xnor")
 
@@ -139,37 +142,90 @@ def alexnet_imagenet(x, precision, num_classes, *, fc_units=4096):
     return _logits(x, precision, num_classes)
 
 
-# name: (builder, fixed keyword defaults, default input shape, default number of classes)
+Architecture = collections.namedtuple("Architecture", "builder options dataset epochs")
+Architecture.__doc__ = "A builder, its fixed keyword options, the data set it is built for, and the study's epochs."
+
 ARCHITECTURES = {
-    "fcn1": (fcn, {"depth": 4, "width": 6144}, (28, 28, 1), 10),
-    "fcn2": (fcn, {"depth": 4, "width": 600}, (28, 28, 1), 10),
-    "alexnet": (alexnet, {}, (32, 32, 3), 10),
-    "resnet20": (resnet20, {}, (32, 32, 3), 100),
-    "alexnet_imagenet": (alexnet_imagenet, {}, (227, 227, 3), 1000),
+    "fcn1": Architecture(fcn, {"depth": 4, "width": 6144}, "mnist", 20),
+    "fcn2": Architecture(fcn, {"depth": 4, "width": 600}, "mnist", 10),
+    "alexnet": Architecture(alexnet, {}, "cifar10", 40),
+    "resnet20": Architecture(resnet20, {}, "cifar100", 164),
+    "alexnet_imagenet": Architecture(alexnet_imagenet, {}, "imagenet2012", 50),
 }
 
 
+@tf.keras.utils.register_keras_serializable(package="tfdisc")
+class Classifier(CheckedSteps, tf.keras.Model):
+    """A functional Keras model over pixels that returns logits, as `build_model` makes it.
+
+    Takes float pixels in [0, 1] or uint8 0..255 (scaled to [0, 1] before Keras casts to the
+    float `Input`). `fit`, `evaluate` and `predict` check every batch's pixels and labels, also
+    with `compile(jit_compile=True)` (see `tfdisc.training.CheckedSteps`).
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        return super().call(checks.pixels(inputs), training=training, mask=mask)
+
+
 def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_classes=None, **overrides):
-    """Build `arch` as an uncompiled `tf.keras.Model` named e.g. "fcn1_bnn_2b".
+    """Build `arch` as an uncompiled `Classifier` named e.g. "fcn1_bnn_2b".
 
     The first layer is `InputDiscretization(input_bits)`; inputs are float pixels in [0, 1]
-    (or uint8); the output is logits. `overrides` change the builder's keyword arguments
-    (e.g. `width=100, depth=2` for the FCNs, `fc_units=512` for the AlexNets).
+    (or uint8); the output is logits. Input shape and classes default to the data set the
+    architecture is built for (`tfdisc.presets`). `overrides` change the builder's keyword
+    arguments (e.g. `width=100, depth=2` for the FCNs, `fc_units=512` for the AlexNets).
     """
-    ops.check_choice("arch", arch, tuple(ARCHITECTURES))
-    ops.check_choice("precision", precision, PRECISIONS)
-    ops.check_bits(input_bits)
-    builder, defaults, default_shape, default_classes = ARCHITECTURES[arch]
+    checks.choice("arch", arch, tuple(ARCHITECTURES))
+    checks.choice("precision", precision, PRECISIONS)
+    checks.bits(input_bits)
+    builder, options, dataset, _ = ARCHITECTURES[arch]
     allowed = [p.name for p in inspect.signature(builder).parameters.values() if p.kind == p.KEYWORD_ONLY]
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise ValueError(f"Unknown option(s) {unknown} for arch {arch!r}; valid options are {allowed}.")
-    num_classes = default_classes if num_classes is None else num_classes
+    num_classes = presets.get(dataset).num_classes if num_classes is None else num_classes
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2; got {num_classes!r}.")
-    input_shape = tuple(default_shape if input_shape is None else input_shape)
+    input_shape = tuple(presets.get(dataset).image_shape if input_shape is None else input_shape)
 
     inputs = tf.keras.Input(shape=input_shape, name="pixels")
     x = InputDiscretization(input_bits, name="input_discretization")(inputs)
-    logits = builder(x, precision, num_classes, **{**defaults, **overrides})
-    return tf.keras.Model(inputs, logits, name=f"{arch}_{precision}_{input_bits}b")
+    logits = builder(x, precision, num_classes, **{**options, **overrides})
+    return Classifier(inputs, logits, name=f"{arch}_{precision}_{input_bits}b")
+
+
+def discretization_gradient(model):
+    """The `gradient` mode of the model's InputDiscretization layers: one mode, "mixed", or None if it has none."""
+    modes = {layer.gradient for layer in model.submodules if isinstance(layer, InputDiscretization)}
+    return modes.pop() if len(modes) == 1 else (None if not modes else "mixed")
+
+
+def with_input_gradient(model, gradient):
+    """`model` with every InputDiscretization passing gradients as `gradient` ("identity" or "zero").
+
+    A new model object that shares every other layer (and so every weight) with `model`; `model`
+    itself, and every function compiled from it, keep their own mode. Returns `model` unchanged
+    when it already uses `gradient`.
+    """
+    checks.choice("gradient", gradient, ops.GRADIENTS)
+    if discretization_gradient(model) in (gradient, None):
+        return model
+
+    def reuse_or_switch(layer):
+        if isinstance(layer, InputDiscretization):
+            return InputDiscretization.from_config({**layer.get_config(), "gradient": gradient})
+        return layer
+
+    return tf.keras.models.clone_model(model, clone_function=reuse_or_switch)
+
+
+def load(path, what="--model"):
+    """A Keras SavedModel, or the `saved_model/` of a run directory; ValueError naming `what` if there is none."""
+    candidate = os.path.join(path, "saved_model")
+    path = candidate if os.path.isdir(candidate) else path
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"{what}: no SavedModel at {path}; give a run directory with saved_model/ or a SavedModel.")
+    if not os.path.isfile(os.path.join(path, "keras_metadata.pb")):
+        raise ValueError(f"{what}: {path} holds a SavedModel without Keras metadata (an interrupted export, or not a "
+                         "Keras model); export it again with model.save(path).")
+    return tf.keras.models.load_model(path, compile=False)

@@ -1,18 +1,28 @@
-"""Accuracy-vs-eps figures (matplotlib, written atomically)."""
+"""Accuracy-vs-eps figures (matplotlib's object API, so the user's pyplot backend is left alone)."""
 
-from tfdisc import io
+from matplotlib import cm
+from matplotlib.figure import Figure
+
+from tfdisc import files
+
+
+def report_curves(report, sweep=None):
+    """{label: (eps, accuracy)} for a robustness report's attacks and worst case, after an optional FGSM sweep."""
+    curves = {}
+    if sweep is not None:
+        curves[f"FGSM sweep ({sweep['gradient']} gradient)"] = (sweep["eps"], sweep["accuracy"])
+    curves.update({f"{name} ({report['examples']} ex.)": (c["eps"], c["accuracy"])
+                   for name, c in report["attacks"].items()})
+    curves["worst case"] = (report["worst_case"]["eps"], report["worst_case"]["accuracy"])
+    return curves
 
 
 def plot_accuracy_vs_eps(curves, path, title):
-    """Draw {label: (eps list, accuracy list)} as one line each and save a PNG at `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """Draw {label: (eps list, accuracy list)} as one line each and save a PNG at `path`, atomically."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     if len(curves) > 10:  # the default cycle repeats after 10 colours
-        ax.set_prop_cycle(color=plt.cm.tab20.colors)
+        ax.set_prop_cycle(color=cm.tab20.colors)
     for label, (eps, accuracy) in curves.items():
         ax.plot(eps, accuracy, marker="o", markersize=3, label=label, linestyle="--" if "adv" in label else "-")
     ax.set_xlabel("ε (L∞, pixels in [0, 1])")
@@ -22,6 +32,5 @@ def plot_accuracy_vs_eps(curves, path, title):
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with io.atomic_write(path, "wb") as f:
+    with files.atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)

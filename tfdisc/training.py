@@ -1,32 +1,109 @@
-"""Adversarial training: a Keras `Model` whose train_step fits R-FGSM examples."""
+"""Training models: checked steps around an optionally XLA-compiled core, and R-FGSM adversarial training."""
 
 import tensorflow as tf
 
-from tfdisc import attacks
+from tfdisc import attacks, checks
 
 
-class AdversarialModel(tf.keras.Model):
+class CheckedSteps:
+    """A `tf.keras.Model` mixin: every batch's pixels and labels are checked before the step runs.
+
+    XLA drops assertions, so `compile(jit_compile=True)` compiles only the step's core (`train_core`,
+    `test_core`, `predict_core`) with XLA, and the checks run in the graph around it: bad input fails
+    with a clear error under XLA too, and `fit`, `evaluate` and `predict` raise it as one
+    `tfdisc.checks.InvalidInputError`. Uint8 images are scaled to float32 in [0, 1].
+    """
+
+    def compile(self, *args, jit_compile=None, **kwargs):
+        super().compile(*args, jit_compile=False, **kwargs)
+        # Untracked: Keras would otherwise track (and try to save) the compiled cores.
+        object.__setattr__(self, "_xla_cores", {} if jit_compile else None)
+
+    @property
+    def xla_compiled(self):
+        """Whether the step cores are compiled with XLA (`compile(jit_compile=True)`)."""
+        return getattr(self, "_xla_cores", None) is not None
+
+    @property
+    def classifier(self):
+        """The functional model whose input and output this model checks (itself, unless it wraps one)."""
+        return self
+
+    def _checked_pixels(self, x):
+        return checks.pixels(checks.image_shape(tf.convert_to_tensor(x), self.classifier.input_shape[1:]))
+
+    def _checked(self, data):
+        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        x = self._checked_pixels(x)
+        if y is not None:
+            y = checks.labels(y, int(self.classifier.output_shape[-1]))
+        return x, y, sample_weight
+
+    def _core(self, fn):
+        cores = getattr(self, "_xla_cores", None)
+        if cores is None:
+            return fn
+        if fn.__name__ not in cores:
+            cores[fn.__name__] = tf.function(fn, jit_compile=True, reduce_retracing=True)
+        return cores[fn.__name__]
+
+    def __call__(self, *args, **kwargs):
+        with checks.clear_errors():
+            return super().__call__(*args, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        with checks.clear_errors():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with checks.clear_errors():
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with checks.clear_errors():
+            return super().predict(*args, **kwargs)
+
+    def train_step(self, data):
+        return self._core(self.train_core)(*self._checked(data))
+
+    def test_step(self, data):
+        return self._core(self.test_core)(*self._checked(data))
+
+    def predict_step(self, data):
+        x, _, _ = tf.keras.utils.unpack_x_y_sample_weight(data)
+        return self._core(self.predict_core)(self._checked_pixels(x))
+
+    def train_core(self, x, y, sample_weight):
+        return super().train_step((x, y, sample_weight))
+
+    def test_core(self, x, y, sample_weight):
+        return super().test_step((x, y, sample_weight))
+
+    def predict_core(self, x):
+        return super().predict_step(x)
+
+
+class AdversarialModel(CheckedSteps, tf.keras.Model):
     """Wrap `model` so that `fit` trains on a mix of clean and R-FGSM examples.
 
     Each step replaces the first `adv_ratio` share of the (per-replica) batch by
-    `attacks.random_fgsm(model, x, y, eps, alpha)`, crafted with the model in inference mode and
+    `attacks.random_fgsm(model, x, eps, alpha)`, crafted with the model in inference mode and
     under `tf.stop_gradient`, then takes one ordinary optimizer step on the mixed batch.
     Logs `adv_loss`/`adv_accuracy` and, when adv_ratio < 1, `clean_loss`/`clean_accuracy` on the
-    two parts of each batch; `evaluate` reports them for clean inputs and for FGSM at `eps`. Labels are int ids, the model's
-    outputs logits. `set_budget` changes eps and alpha between epochs (an eps warm-up, say) without
-    retracing. `save` exports the plain underlying model.
+    two parts of each batch; `evaluate` reports them for clean inputs and for FGSM at `eps`. Labels
+    are int ids, the model's outputs logits. `set_budget` changes eps and alpha between epochs (an eps
+    warm-up, say) without retracing. `save` exports the plain underlying model.
     """
 
     def __init__(self, model, eps, alpha=None, adv_ratio=0.5, seed=None, **kwargs):
         super().__init__(name=kwargs.pop("name", f"adversarial_{model.name}"), **kwargs)
-        if not 0 < adv_ratio <= 1:
-            raise ValueError(f"adv_ratio is the share of each batch made adversarial, in (0, 1]; got {adv_ratio}.")
+        self.adv_ratio = checks.fraction("adv_ratio (the share of each batch made adversarial)", adv_ratio,
+                                         low_inclusive=False)
         self.model = model
         # Variables, not Python floats: a new budget reaches the compiled step without a retrace.
         self._eps = tf.Variable(0.0, trainable=False, name="eps")
         self._alpha = tf.Variable(0.0, trainable=False, name="alpha")
         self.set_budget(eps, alpha)
-        self.adv_ratio = float(adv_ratio)
         self.seed = seed
         # A tracked generator: checkpoints hold its state, so a resumed run draws the same noise.
         self.noise = (tf.random.Generator.from_seed(seed) if seed is not None
@@ -45,13 +122,17 @@ class AdversarialModel(tf.keras.Model):
     def alpha(self):
         return _shortest_float(self._alpha)
 
+    @property
+    def classifier(self):
+        return self.model
+
     def set_budget(self, eps, alpha=None):
-        """Set the L∞ budget eps and the random step alpha (default eps / 2), 0 <= alpha <= eps."""
-        alpha = eps / 2 if alpha is None else alpha
-        if not 0 <= alpha <= eps:
-            raise ValueError(f"Need 0 <= alpha <= eps for R-FGSM; got eps={eps}, alpha={alpha}.")
-        self._eps.assign(float(eps))
-        self._alpha.assign(float(alpha))
+        """Set the L∞ budget eps in [0, 1] and the random step alpha in [0, eps] (default eps / 2)."""
+        eps = checks.fraction("eps (an L∞ budget in pixel units)", eps)
+        alpha = checks.fraction("alpha (R-FGSM's random step, at most eps)", eps / 2 if alpha is None else alpha,
+                                high=eps)
+        self._eps.assign(eps)
+        self._alpha.assign(alpha)
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
@@ -63,11 +144,10 @@ class AdversarialModel(tf.keras.Model):
         loss.update_state(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
         accuracy.update_state(y, logits)
 
-    def train_step(self, data):
-        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+    def train_core(self, x, y, sample_weight):
         n_adv = tf.cast(tf.round(self.adv_ratio * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)
-        x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], y[:n_adv], self._eps, self._alpha,
-                                                        seed=self.noise))
+        x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], self._eps, self._alpha, y=y[:n_adv],
+                                                     seed=self.noise))
         x_mixed = tf.concat([x_adv, tf.cast(x[n_adv:], x_adv.dtype)], axis=0)
         with tf.GradientTape() as tape:
             y_pred = self(x_mixed, training=True)
@@ -77,12 +157,11 @@ class AdversarialModel(tf.keras.Model):
         self._update_part("clean", y[n_adv:], y_pred[n_adv:])
         return self.compute_metrics(x_mixed, y, y_pred, sample_weight)
 
-    def test_step(self, data):
-        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+    def test_core(self, x, y, sample_weight):
         y_pred = self(x, training=False)
         self.compute_loss(x, y, y_pred, sample_weight)
         self._update_part("clean", y, y_pred)
-        x_adv = attacks.fast_gradient_method(self.model, x, y, self._eps)
+        x_adv = attacks.fast_gradient_method(self.model, x, self._eps, y=y)
         self._update_part("adv", y, self(x_adv, training=False))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 

@@ -1,0 +1,70 @@
+"""Atomic file and folder writes: a reader never sees a half-written result."""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w"):
+    """Open a temporary file beside `path`; on success it replaces `path` in one rename.
+
+    The file gets the permissions a plain `open` would give it (0666 less the umask).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a temporary folder beside `path`; on success it takes the place of `path` (old contents removed).
+
+    A kill while the folder is written leaves `path` as it was (plus a `.tmp-` folder that the next
+    successful write of the same `path` removes).
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    for stale in os.listdir(parent):
+        if stale.startswith(f".tmp-{name}-") or stale.startswith(f".old-{name}-"):
+            shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{name}-")
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if os.path.exists(path):
+        old = tempfile.mkdtemp(dir=parent, prefix=f".old-{name}-")
+        os.replace(path, os.path.join(old, name))
+    os.replace(tmp, path)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text_atomic(path, text):
+    with atomic_write(path) as f:
+        f.write(text)
+
+
+def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
