@@ -23,7 +23,7 @@ def _model(adversarial=False):
     return model
 
 
-@pytest.mark.parametrize("adversarial", [False, True])
+@pytest.mark.parametrize("adversarial", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_sweep_goes_into_history_csv_and_json(tmp_path, mnist_small, adversarial):
     x, y, x_test, y_test = mnist_small
     model = _model(adversarial)

@@ -14,12 +14,12 @@ def _sign(x):
     return np.where(x >= 0, 1.0, -1.0)  # Larq's sign: sign(0) = +1
 
 
-LARGE = {"fcn1", "alexnet_imagenet"}  # 118 M and 60 M parameters: minutes and gigabytes on 2 CPU cores
+FAST = {("fcn2", "full"), ("fcn2", "bnn"), ("fcn2", "xnor"), ("alexnet", "bnn")}  # the rest take 5-60 s each
 
 
-@pytest.mark.parametrize("precision", models.PRECISIONS)
-@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a in LARGE else a
-                                  for a in models.ARCHITECTURES])
+@pytest.mark.parametrize("arch, precision", [
+    (arch, precision) if (arch, precision) in FAST else pytest.param(arch, precision, marks=pytest.mark.slow)
+    for arch in models.ARCHITECTURES for precision in models.PRECISIONS])
 def test_every_arch_and_precision_builds_outputs_logits_and_trains_one_step(arch, precision):
     model = models.build_model(arch, precision=precision, input_bits=2)
     preset = presets.get(models.ARCHITECTURES[arch].dataset)

@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfdisc import attacks, models
 
 
-@pytest.mark.parametrize("precision", ["bnn", "xnor"])
+@pytest.mark.parametrize("precision", ["bnn", pytest.param("xnor", marks=pytest.mark.slow)])
 def test_saved_model_round_trip_keeps_predictions_and_straight_through_gradient(tmp_path, mnist_small, precision):
     x, y, x_test, y_test = mnist_small
     model = models.build_model("fcn2", precision=precision, input_bits=2, width=64, depth=2)

@@ -15,8 +15,9 @@ def _compiled(precision="full", strategy=None, run_eagerly=False, jit_compile=Fa
     return model
 
 
-@pytest.mark.parametrize("mode", ["graph", "eager", "xla"])
-@pytest.mark.parametrize("precision", ["full", "bnn"])
+@pytest.mark.parametrize("mode, precision", [("graph", "full")] + [
+    pytest.param(mode, precision, marks=pytest.mark.slow)
+    for mode, precision in [("eager", "full"), ("xla", "full"), ("graph", "bnn"), ("eager", "bnn"), ("xla", "bnn")]])
 def test_fit_and_evaluate_log_clean_and_adversarial_metrics(mnist_small, mode, precision):
     x, y, x_test, y_test = mnist_small
     model = _compiled(precision, run_eagerly=mode == "eager", jit_compile=mode == "xla", eps=0.1, alpha=0.05)
@@ -33,6 +34,7 @@ def test_fit_and_evaluate_log_clean_and_adversarial_metrics(mnist_small, mode, p
     assert results["clean_accuracy"] == pytest.approx(accuracy(model.model, x_test, y_test), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_adversarial_training_makes_the_model_more_robust(mnist_small):
     from tfdisc.attacks import fast_gradient_method
 
@@ -57,6 +59,7 @@ def test_all_adversarial_batches_log_no_clean_training_part(mnist_small):
     assert "adv_accuracy" in history.history and "clean_accuracy" not in history.history
 
 
+@pytest.mark.slow
 def test_trains_under_mirrored_strategy_with_two_replicas(mnist_small):
     x, y, x_test, y_test = mnist_small
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
