@@ -1,7 +1,8 @@
 """Argument and input checks that hold on every execution path.
 
-A check raises `ValueError` when the value is known in Python (numpy arrays, eager tensors,
-constants) and adds a graph assertion (`InvalidArgumentError` at run time) when it is symbolic.
+A check raises `InvalidInputError` (a `ValueError`) when the value is known in Python (numpy arrays,
+eager tensors, constants) and adds a graph assertion (`InvalidArgumentError` at run time) when it is
+symbolic; `clear_errors` turns the latter back into one `InvalidInputError`.
 Inside an XLA cluster TensorFlow drops assertions, so tfdisc's own steps (`tfdisc.training.CheckedSteps`,
 `tfdisc.evaluation`) run the checks before they enter XLA; code compiled with XLA by the user
 gets NaN instead of an error: invalid pixels make their example NaN, an invalid budget makes the
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
 
+
 class InvalidInputError(ValueError):
     """Bad input or a bad argument: the message names the problem and the fix."""
 
@@ -30,21 +32,21 @@ def in_xla():
 
 
 def choice(name, value, choices):
-    """Raise ValueError unless `value` is one of `choices`."""
+    """Raise InvalidInputError unless `value` is one of `choices`."""
     if value not in choices:
         raise InvalidInputError(f"Unknown {name} {value!r}; valid values are {', '.join(map(repr, choices))}.")
     return value
 
 
 def bits(value):
-    """Raise ValueError unless `value` is an int in 1..8."""
+    """Raise InvalidInputError unless `value` is an int in 1..8."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 8:
         raise InvalidInputError(f"bits must be an int in 1..8 (8 keeps all 256 pixel levels); got {value!r}.")
     return value
 
 
 def positive_int(name, value):
-    """Raise ValueError unless `value` is a positive int (a Python int or a constant tensor)."""
+    """Raise InvalidInputError unless `value` is a positive int (a Python int or a constant tensor)."""
     static = tf.get_static_value(tf.convert_to_tensor(value))
     if static is not None and (static < 1 or int(static) != static):
         raise InvalidInputError(f"{name} must be a positive int; got {static}.")
@@ -122,24 +124,29 @@ def fraction(name, value, *, low=0.0, high=1.0, low_inclusive=True):
     return value
 
 
-def pixels(x):
+def pixels(x, check_values=True):
     """Images as float pixels in [0, 1]: uint8 0..255 is scaled to float32, float is checked.
 
-    NaN or out-of-range float pixels and other dtypes fail with a message that names the fix.
+    Other dtypes fail, and so (unless `check_values` is False) do NaN or out-of-range float pixels,
+    with a message that names the fix.
     """
     x = tf.convert_to_tensor(x)
     if x.dtype == tf.uint8:
         return tf.cast(x, tf.float32) / 255.0
     if not x.dtype.is_floating:
-        raise InvalidInputError(f"Pixels must be uint8 0..255 or float in [0, 1]; got dtype {x.dtype.name}: {PIXEL_HELP}.")
+        raise InvalidInputError(f"Pixels must be uint8 0..255 or float in [0, 1]; got dtype {x.dtype.name}: "
+                                f"{PIXEL_HELP}.")
+    if not check_values:
+        return x
     values = tf.get_static_value(x)
     if values is not None:  # known values (eager, constants): say which ones are wrong
         nan = int(np.isnan(values).sum())
         if nan:
-            raise InvalidInputError(f"Pixels contain {nan} NaN value(s); check the data or the attack that produced them.")
+            raise InvalidInputError(f"Pixels contain {nan} NaN value(s); check the data or the attack that produced "
+                                    "them.")
         if values.size and (values.min() < 0 or values.max() > 1):
-            raise InvalidInputError(f"Float pixels must lie in [0, 1]; got values in [{values.min():g}, {values.max():g}]: "
-                             f"{PIXEL_HELP}.")
+            raise InvalidInputError(f"Float pixels must lie in [0, 1]; got values in [{values.min():g}, "
+                                    f"{values.max():g}]: {PIXEL_HELP}.")
         return x
     if in_xla():
         return nan_where_invalid(x, x)

@@ -164,7 +164,8 @@ class Classifier(CheckedSteps, tf.keras.Model):
     """
 
     def call(self, inputs, training=None, mask=None):
-        return super().call(checks.pixels(inputs), training=training, mask=mask)
+        # The dtype here (Keras would cast ints to float silently); the values in InputDiscretization.
+        return super().call(checks.pixels(inputs, check_values=False), training=training, mask=mask)
 
 
 def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_classes=None, **overrides):
