@@ -1,5 +1,7 @@
 """Shared fixtures. Two logical CPUs are configured before TensorFlow initializes, for MirroredStrategy."""
 
+import ctypes
+import gc
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import tensorflow as tf  # noqa: E402
 
 from helpers import load_mnist  # noqa: E402
 
+_libc = ctypes.CDLL("libc.so.6")
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
@@ -20,6 +23,9 @@ def fresh_session():
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
     yield
+    tf.keras.backend.clear_session()
+    gc.collect()  # models hold reference cycles (layers, traced functions); free their memory now
+    _libc.malloc_trim(0)  # and hand it back to the system, so big models do not pile up across tests
 
 @pytest.fixture(scope="session")
 def mnist_small():

@@ -251,12 +251,18 @@ def _save_without_updating_the_state_file(manager, original, *args, **kwargs):
     state.write_bytes(previous)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Two epochs of a short adversarial run, uninterrupted: what every interrupted one must end as."""
+    return run_script(mnist, epochs=2, run_name="straight", **_short(tmp_path_factory.mktemp("uninterrupted"),
+                                                                     adv_train=True, export=True))[0]
+
+
 @pytest.mark.parametrize("point", ["after_history_row", "in_checkpoint_save", "in_export"])
-def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path, point):
+def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path, point, uninterrupted):
     from tfdisc import callbacks, files
 
-    run = _short(tmp_path, adv_train=True, export=True)
-    straight, _ = run_script(mnist, epochs=2, run_name="straight", **run)
+    run, straight = _short(tmp_path, adv_train=True, export=True), uninterrupted
     with pytest.MonkeyPatch.context() as patch:
         if point == "after_history_row":  # CSVLogger wrote epoch 2's row; the checkpoint comes next
             _kill_in_epoch(patch, callbacks.EpochCheckpoint, "on_epoch_end", epoch=2)
@@ -281,7 +287,7 @@ def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path
     assert reloaded.name == "fcn2_full_8b"
 
 
-def test_ctrl_c_names_the_epoch_and_step_and_resume_continues(tmp_path):
+def test_ctrl_c_names_the_epoch_and_step_and_resume_continues(tmp_path, uninterrupted):
     from tfdisc import callbacks
 
     class InterruptedTimer(callbacks.EpochTimer):
@@ -289,14 +295,13 @@ def test_ctrl_c_names_the_epoch_and_step_and_resume_continues(tmp_path):
             if self.model.optimizer.iterations.numpy() == 6 + 3:  # 6 steps an epoch: epoch 2, step 3
                 raise KeyboardInterrupt
 
-    run = _short(tmp_path)
+    run = _short(tmp_path, adv_train=True, export=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(callbacks, "EpochTimer", InterruptedTimer)
         with pytest.raises(KeyboardInterrupt, match=r"Interrupted at epoch 2, step 3\. Epochs 1..1 are checkpointed"):
             run_script(mnist, epochs=2, run_name="ctrl_c", **run)
     resumed, _ = run_script(mnist, epochs=2, run_name="ctrl_c", resume=True, **run)
-    straight, _ = run_script(mnist, epochs=2, run_name="straight", **run)
-    assert resumed["resumed_from_epoch"] == 1 and resumed["clean_accuracy"] == straight["clean_accuracy"]
+    assert resumed["resumed_from_epoch"] == 1 and resumed["clean_accuracy"] == uninterrupted["clean_accuracy"]
 
 
 def test_config_records_the_precision_the_run_uses(tmp_path):
