@@ -12,6 +12,9 @@ ATTACKS = {
     "pgd_restarts": lambda m, x, y, eps: attacks.projected_gradient_descent(m, x, eps, eps / 4, 3, y=y, seed=1,
                                                                            n_restarts=3),
     "square": lambda m, x, y, eps: attacks.square_attack(m, x, eps, y=y, n_queries=20, seed=1),
+    "apgd_ce": lambda m, x, y, eps: attacks.apgd(m, x, eps, y=y, n_iter=10, seed=1),
+    "apgd_t": lambda m, x, y, eps: attacks.apgd(m, x, eps, y=y, loss="dlr", targeted=True, n_target_classes=2,
+                                                n_iter=5, seed=1),
 }
 
 
@@ -173,6 +176,15 @@ def test_symbolic_bad_eps_fails_inside_a_graph(small_model, batch, eps):
     (lambda m, x, y: attacks.square_attack(m, x, -0.1, y=y), r"eps must be a finite"),
     (lambda m, x, y: attacks.square_attack(m, x, 0.1, y=y, n_queries=0), "n_queries must be a positive int"),
     (lambda m, x, y: attacks.fast_gradient_method(m, x.astype(np.int32), 0.1, y=y), "uint8 0..255 or float"),
+    (lambda m, x, y: attacks.apgd(m, x, 0.1, y=y, loss="cw"), "Unknown loss 'cw'; valid values are 'ce', 'dlr'"),
+    (lambda m, x, y: attacks.apgd(m, x, 0.1, y=y, n_iter=0), "n_iter must be a positive int"),
+    (lambda m, x, y: attacks.apgd(m, x, 1.5, y=y), r"eps must be a finite .* got 1.5"),
+    (lambda m, x, y: attacks.apgd(m, x, 0.1, y=y, targeted=True, n_target_classes=10),
+     "n_target_classes must be at most 9"),
+    (lambda m, x, y: attacks.apgd(lambda z: m(z)[:, :3], x, 0.1, y=y % 3, loss="dlr", targeted=True),
+     "Targeted APGD with loss='dlr' needs a model with at least 4 classes; this one has 3"),
+    (lambda m, x, y: attacks.apgd(lambda z: m(z)[:, :1], x, 0.1, y=y * 0, targeted=True, loss="ce"),
+     "needs a model with at least 2 classes; this one has 1"),
 ])
 def test_bad_arguments_raise(call, message, small_model, batch):
     x, y = batch
@@ -180,7 +192,7 @@ def test_bad_arguments_raise(call, message, small_model, batch):
         call(small_model, x, y)
 
 
-@pytest.mark.parametrize("name", ["fgsm", "pgd", "square"])
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "square", "apgd_ce"])
 def test_float64_inputs_keep_their_dtype(name, batch):
     x, y = batch
     model_fn = lambda z: tf.reshape(tf.cast(z, tf.float64), [-1, 784])[:, :10]  # noqa: E731  (a float64 "model")
@@ -193,3 +205,45 @@ def test_random_fgsm_with_a_seed_is_reproducible(small_model, batch):
     a = attacks.random_fgsm(small_model, x, 0.1, 0.05, y=y, seed=3).numpy()
     b = attacks.random_fgsm(small_model, x, 0.1, 0.05, y=y, seed=3).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_apgd_is_never_weaker_than_pgd_with_the_same_budget(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    for eps in (0.03, 0.06):
+        pgd = attacks.projected_gradient_descent(trained_fcn, x, eps, 2.5 * eps / 20, 20, y=y, seed=0)
+        apgd = tf.function(lambda: attacks.apgd(trained_fcn, x, eps, y=y, n_iter=20, seed=0))()
+        assert accuracy(trained_fcn, apgd, y) <= accuracy(trained_fcn, pgd, y)
+
+
+def test_apgd_restarts_and_targets_run_only_on_survivors_and_never_undo_a_success(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    fooled = lambda x_adv: np.argmax(trained_fcn(x_adv, training=False), -1) != y  # noqa: E731
+    one = attacks.apgd(trained_fcn, x, 0.04, y=y, n_iter=10, seed=0)
+    more = attacks.apgd(trained_fcn, x, 0.04, y=y, n_iter=10, seed=0, n_restarts=3)
+    assert np.all(fooled(more) >= fooled(one)) and fooled(more).sum() >= fooled(one).sum()
+
+
+def test_dlr_loss_is_invariant_to_shifting_and_scaling_the_logits():
+    rng = np.random.default_rng(0)
+    logits, labels, target = rng.normal(size=(32, 10)), rng.integers(0, 10, 32), rng.integers(0, 10, 32)
+    for kwargs in ({}, {"target": target}):
+        base = attacks.dlr_loss(labels, tf.constant(logits), **kwargs).numpy()
+        moved = attacks.dlr_loss(labels, tf.constant(3.7 * logits - 11.0), **kwargs).numpy()
+        np.testing.assert_allclose(moved, base, rtol=1e-6, atol=1e-9)
+
+
+def test_targeted_apgd_moves_toward_the_target(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    second = np.argsort(trained_fcn(x, training=False).numpy(), axis=-1)[:, -2]  # the first target class
+    x_adv = attacks.apgd(trained_fcn, x, 0.05, y=y, loss="dlr", targeted=True, n_target_classes=1, n_iter=20, seed=0)
+    predicted = np.argmax(trained_fcn(x_adv, training=False), -1)
+    fooled = predicted != y
+    assert fooled.sum() > 50 and np.mean(predicted[fooled] == second[fooled]) > 0.8
+
+
+def test_apgd_does_not_retrace_when_eps_changes(small_model, batch):
+    x, y = batch
+    run = tf.function(lambda eps: attacks.apgd(small_model, x, eps, y=y, n_iter=3, seed=0))
+    for eps in (0.0, 0.1, 0.2):
+        run(tf.constant(eps))
+    assert run.experimental_get_tracing_count() == 1

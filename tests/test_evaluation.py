@@ -159,3 +159,13 @@ def test_diverged_weights_are_named_not_blamed_on_the_input(trained_fcn, mnist_s
     with pytest.raises(ValueError, match="logits are NaN or infinite for 500 of 500 examples: its weights have "
                                          "probably diverged"):
         evaluation.sweep(broken, (x, y), [0.0, 0.1])
+
+
+def test_report_runs_apgd_and_it_is_at_least_as_strong_as_fgsm(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    report = evaluation.robustness_report(trained_fcn, (x[:200], y[:200]), [0.0, 0.05],
+                                          attacks=("fgsm", "apgd-ce", "apgd-t"), seed=0)
+    fgsm, apgd_ce, apgd_t = (report["attacks"][name]["accuracy"] for name in ("fgsm", "apgd-ce", "apgd-t"))
+    assert fgsm[0] == apgd_ce[0] == apgd_t[0] == report["clean_accuracy"]
+    assert apgd_ce[1] <= fgsm[1] and apgd_t[1] <= fgsm[1]
+    assert report["worst_case"]["accuracy"][1] <= min(fgsm[1], apgd_ce[1], apgd_t[1])

@@ -236,3 +236,157 @@ def _uniform(shape, low, high, seed, restart=0):
         return tf.random.uniform(shape, low, high, dtype=low.dtype)
     return tf.random.stateless_uniform(shape, seed=tf.stack([tf.cast(seed, tf.int32), 1 + tf.cast(restart, tf.int32)]),
                                        minval=low, maxval=high, dtype=low.dtype)
+
+
+LOSSES = ("ce", "dlr")
+
+
+def dlr_loss(labels, logits, target=None):
+    """Difference-of-logits-ratio loss of Croce & Hein 2020, per example (to be maximized).
+
+    Untargeted: −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3); targeted toward `target`:
+    −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2), with z_π1 ≥ z_π2 ≥ … the sorted logits. Invariant to
+    shifting and (positively) scaling the logits. Needs at least 3 classes (4 when targeted).
+    """
+    labels = tf.cast(labels, tf.int64)
+    ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
+    true = tf.gather(logits, labels, batch_dims=1)
+    if target is None:
+        top_other = tf.where(tf.argmax(logits, axis=-1) == labels, ordered[:, 1], ordered[:, 0])
+        return -(true - top_other) / (ordered[:, 0] - ordered[:, 2] + 1e-12)
+    target_logit = tf.gather(logits, tf.cast(target, tf.int64), batch_dims=1)
+    return -(true - target_logit) / (ordered[:, 0] - 0.5 * (ordered[:, 2] + ordered[:, 3]) + 1e-12)
+
+
+def _apgd_loss(loss, targeted, target):
+    """The per-example objective APGD maximizes."""
+    if loss == "dlr":
+        return lambda labels, logits: dlr_loss(labels, logits, target if targeted else None)
+    if targeted:
+        return lambda labels, logits: -sparse_cross_entropy(target, logits)
+    return sparse_cross_entropy
+
+
+def apgd(model_fn, x, eps, norm=np.inf, *, y=None, loss="ce", n_iter=100, n_restarts=1, targeted=False,
+         n_target_classes=9, rho=0.75, clip_min=0.0, clip_max=1.0, seed=None):
+    """Auto-PGD (Croce & Hein, ICML 2020), L∞: APGD-CE, APGD-DLR and, with `targeted`, APGD-T.
+
+    Step size 2ε, halved at the paper's checkpoints (after 22% of `n_iter`, then at intervals
+    shrinking by 3% of `n_iter` down to 6%) for examples whose loss rose in at most `rho` of the
+    steps since the last checkpoint, or whose best loss did not improve when the step was not just
+    halved; such examples restart from their best point. Momentum 0.75, projection on the ε-ball
+    and [clip_min, clip_max], random start. Each restart (and, with `targeted`, each of the
+    `n_target_classes` targets: the classes of 2nd to (n+1)-th highest clean logit) runs only on the
+    examples not yet misclassified, as AutoAttack does. Returns, per example, the first
+    misclassified point found, else the point of highest loss. One graph `while` loop per run.
+
+    Departures from the reference `autoattack/autopgd_base.py`: the oscillation count at the first
+    checkpoint compares the first step's loss with the starting point's (the reference compares it
+    with an unset zero); `targeted` with `loss="ce"` maximizes −CE toward the target.
+    """
+    _check_norm(norm)
+    checks.choice("loss", loss, LOSSES)
+    checks.positive_int("n_iter", n_iter)
+    checks.positive_int("n_restarts", n_restarts)
+    x = checks.pixels(x)
+    eps = checks.eps("eps", eps, x.dtype)
+    rho = checks.fraction("rho", rho)
+    y = tf.cast(_labels(model_fn, x, y), tf.int64)
+    logits = logits_of(model_fn, x)
+    num_classes = logits.shape[-1]
+    needed = 4 if targeted and loss == "dlr" else 3 if loss == "dlr" else 2
+    if num_classes is not None and num_classes < needed:
+        raise checks.InvalidInputError(
+            f"{'Targeted ' if targeted else ''}APGD with loss={loss!r} needs a model with at least {needed} classes; "
+            f"this one has {num_classes}.")
+    if targeted:
+        checks.positive_int("n_target_classes", n_target_classes)
+        if num_classes is not None and n_target_classes > num_classes - 1:
+            raise checks.InvalidInputError(f"n_target_classes must be at most {num_classes - 1} (the classes other "
+                                           f"than the true one); got {n_target_classes}.")
+    runs = n_restarts * (n_target_classes if targeted else 1)
+    schedule = (max(int(0.22 * n_iter), 1), max(int(0.03 * n_iter), 1), max(int(0.06 * n_iter), 1))
+    base = (tf.constant([seed, 0], tf.int32) if seed is not None
+            else tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32))
+    fooled = tf.argmax(logits, axis=-1) != y
+    best_loss = tf.fill(tf.shape(y), tf.constant(-np.inf, x.dtype))
+
+    def run(r, x_out, fooled, best_loss):
+        todo = tf.where(tf.logical_not(fooled))[:, 0]
+        xs, ys = tf.gather(x, todo), tf.gather(y, todo)
+        target = None
+        if targeted:
+            rank = 2 + r // n_restarts  # the class of rank-th highest clean logit
+            order = tf.argsort(logits_of(model_fn, xs), axis=-1, direction="DESCENDING")
+            target = order[:, rank - 1]
+        hit, x_hit, x_high, high = _apgd_run(model_fn, xs, ys, eps, _apgd_loss(loss, targeted, target), n_iter,
+                                              rho, schedule, clip_min, clip_max, base + [0, 1 + r])
+        higher = high > tf.gather(best_loss, todo)
+        chosen = tf.where(_rows(hit, xs), x_hit, tf.where(_rows(higher, xs), x_high, tf.gather(x_out, todo)))
+        index = todo[:, None]
+        return (r + 1, tf.tensor_scatter_nd_update(x_out, index, chosen),
+                tf.tensor_scatter_nd_update(fooled, index, hit),
+                tf.tensor_scatter_nd_update(best_loss, index, tf.where(higher, high, tf.gather(best_loss, todo))))
+
+    return tf.while_loop(lambda r, *_: r < runs, run, (tf.constant(0), x, fooled, best_loss))[1]
+
+
+def _rows(mask, like):
+    """A per-example mask broadcastable against the batch `like`."""
+    return tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
+
+
+def _apgd_run(model_fn, x, y, eps, loss_fn, n_iter, rho, schedule, clip_min, clip_max, seed):
+    """One APGD run on (x, y): (misclassified?, first misclassified point, highest-loss point, highest loss)."""
+    first_check, shrink, min_check = schedule
+
+    def evaluate(x_adv):
+        with tf.GradientTape() as tape:
+            tape.watch(x_adv)
+            logits = logits_of(model_fn, x_adv)
+            losses = loss_fn(y, logits)
+            total = tf.reduce_sum(losses)
+        grad = tape.gradient(total, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return tf.argmax(logits, axis=-1) != y, tf.stop_gradient(losses), grad
+
+    def project(z):
+        return tf.clip_by_value(tf.clip_by_value(z, x - eps, x + eps), clip_min, clip_max)
+
+    start = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0, dtype=x.dtype)
+    scale = tf.reduce_max(tf.abs(tf.reshape(start, [tf.shape(x)[0], -1])), axis=1)
+    x_adv = tf.clip_by_value(x + eps * start / (_rows(scale, x) + 1e-12), clip_min, clip_max)
+    hit, losses, grad = evaluate(x_adv)
+    ones = tf.ones_like(losses)
+    state = dict(
+        i=tf.constant(0), x_adv=x_adv, x_old=x_adv, grad=grad, step=2.0 * eps * ones, hit=hit, x_hit=x_adv,
+        x_best=x_adv, grad_best=grad, loss_best=losses, loss_prev=losses, rises=tf.zeros_like(losses),
+        reduced=tf.ones_like(hit), loss_at_check=losses, since_check=tf.constant(0), interval=tf.constant(first_check))
+
+    def step(s):
+        momentum = tf.where(s["i"] > 0, tf.constant(0.75, x.dtype), tf.constant(1.0, x.dtype))
+        z = project(s["x_adv"] + _rows(s["step"], x) * tf.sign(s["grad"]))
+        x_new = project(s["x_adv"] + momentum * (z - s["x_adv"]) + (1 - momentum) * (s["x_adv"] - s["x_old"]))
+        hit, losses, grad = evaluate(x_new)
+        x_hit = tf.where(_rows(hit & tf.logical_not(s["hit"]), x), x_new, s["x_hit"])
+        better = losses > s["loss_best"]
+        s = {**s, "x_old": s["x_adv"], "x_adv": x_new, "grad": grad, "hit": s["hit"] | hit, "x_hit": x_hit,
+             "x_best": tf.where(_rows(better, x), x_new, s["x_best"]),
+             "grad_best": tf.where(_rows(better, x), grad, s["grad_best"]),
+             "loss_best": tf.where(better, losses, s["loss_best"]), "loss_prev": losses,
+             "rises": s["rises"] + tf.cast(losses > s["loss_prev"], x.dtype), "since_check": s["since_check"] + 1,
+             "i": s["i"] + 1}
+
+        def checkpoint(s):
+            interval = tf.cast(s["interval"], x.dtype)
+            halve = (s["rises"] <= rho * interval) | (
+                tf.logical_not(s["reduced"]) & (s["loss_at_check"] >= s["loss_best"]))
+            rows = _rows(halve, x)
+            return {**s, "step": tf.where(halve, s["step"] / 2, s["step"]), "reduced": halve,
+                    "x_adv": tf.where(rows, s["x_best"], s["x_adv"]), "grad": tf.where(rows, s["grad_best"], s["grad"]),
+                    "loss_at_check": s["loss_best"], "rises": tf.zeros_like(s["rises"]),
+                    "since_check": tf.constant(0), "interval": tf.maximum(s["interval"] - shrink, min_check)}
+
+        return tf.cond(tf.equal(s["since_check"], s["interval"]), lambda: checkpoint(s), lambda: s)
+
+    final = tf.while_loop(lambda s: s["i"] < n_iter, lambda s: (step(s),), (state,))[0]
+    return final["hit"], final["x_hit"], final["x_best"], final["loss_best"]

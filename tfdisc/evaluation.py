@@ -186,16 +186,22 @@ def sweep(model, data, eps_values, gradient=None):
     return FgsmSweep(model, gradient)(data, eps_values)
 
 
-ATTACKS = ("fgsm", "pgd", "square", "transfer")
+ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "transfer")
+WHITE_BOX = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t")
 
 
-def _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed):
+def _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed, num_classes):
     """name -> compiled fn(x, y, eps, fgsm_direction) giving the adversarial batch; eps is a tensor (no retrace)."""
     makers = {
         "fgsm": lambda x, y, eps, direction: x + eps * direction,  # clipped below; direction shared across eps
         "pgd": lambda x, y, eps, _: attacks_lib.projected_gradient_descent(
             model, x, eps, 2.5 * eps / pgd_steps, pgd_steps, y=y, seed=seed, n_restarts=pgd_restarts),
         "square": lambda x, y, eps, _: attacks_lib.square_attack(model, x, eps, y=y, n_queries=square_queries, seed=seed),
+        "apgd-ce": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, n_restarts=pgd_restarts, seed=seed),
+        "apgd-dlr": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, loss="dlr", n_restarts=pgd_restarts,
+                                                          seed=seed),
+        "apgd-t": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, loss="dlr", targeted=True,
+                                                        n_target_classes=min(9, num_classes - 1), seed=seed),
         "transfer": lambda x, y, eps, _: attacks_lib.transfer_attack(surrogate, x, eps, y=y),
     }
 
@@ -229,7 +235,7 @@ def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
         bad = [e for e, p, f in zip(eps, curves["pgd"]["accuracy"], curves["fgsm"]["accuracy"]) if p > f + tolerance]
         check("iterative_le_single_step", not bad, "PGD is at least as strong as FGSM at every ε." if not bad else
               f"PGD is weaker than single-step FGSM at ε={bad}.")
-    white = [name for name in ("fgsm", "pgd") if name in curves]
+    white = [name for name in WHITE_BOX if name in curves]
     black = [name for name in ("square", "transfer") if name in curves]
     if white and black:
         best_white = [min(curves[n]["accuracy"][i] for n in white) for i in range(len(eps))]
@@ -251,8 +257,10 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
                       square_queries=1000, large_eps=None, tolerance=0.01, seed=0, gradient=None):
     """Accuracy under each attack and ε, the per-example worst case over all of them, and sanity checks.
 
-    attacks: any of "fgsm", "pgd" (L∞, eps_iter = 2.5·ε/steps, random start), "square" (gradient-free)
-    and "transfer" (FGSM crafted on `surrogate`, evaluated on `model`). The checks follow Carlini et
+    attacks: any of "fgsm", "pgd" (L∞, eps_iter = 2.5·ε/steps, random start), "apgd-ce", "apgd-dlr"
+    (Auto-PGD, 100 iterations, `pgd_restarts` restarts), "apgd-t" (targeted DLR, 9 targets), "square"
+    (gradient-free) and "transfer" (FGSM crafted on `surrogate`, evaluated on `model`); each runs on
+    every example. The checks follow Carlini et
     al. 2019; a failed one is reported as possible gradient masking. `large_eps` is an ε at which
     accuracy should be near chance (MNIST 0.5, CIFAR 32/255). `gradient` sets how the model's input
     discretization passes gradients for this report only (see `FgsmSweep`).
@@ -265,7 +273,8 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
     if "transfer" in attacks and surrogate is None:
         raise ValueError("The transfer attack needs a surrogate model (e.g. a full-precision 8-bit model's SavedModel).")
     data = as_dataset(data)
-    fns = _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed)
+    num_classes = int(model.output_shape[-1])
+    fns = _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed, num_classes)
     predict = tf.function(lambda x: tf.argmax(attacks_lib.logits_of(model, x), axis=-1), reduce_retracing=True)
 
     @tf.function(reduce_retracing=True)
@@ -275,7 +284,6 @@ def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, 
         logits, gradient = attacks_lib.logits_and_gradient(model, x, y)
         nonfinite = tf.logical_not(tf.reduce_all(tf.math.is_finite(logits), axis=-1))
         return x, y, tf.argmax(logits, axis=-1) == y, _direction(gradient), _zero_rows(gradient), nonfinite
-    num_classes = int(model.output_shape[-1])
     correct = {name: np.zeros(len(eps), np.int64) for name in attacks}
     worst = np.zeros(len(eps), np.int64)
     clean = examples = zero_gradient = batches = 0
