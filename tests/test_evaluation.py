@@ -42,7 +42,9 @@ def test_xla_sweep_agrees_with_graph_mode(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
     graph = evaluation.FgsmSweep(trained_fcn)((x, y), EPS)
     xla = evaluation.FgsmSweep(trained_fcn, jit_compile=True)((x, y), EPS)
-    assert xla["accuracy"] == graph["accuracy"] and xla["clean_accuracy"] == graph["clean_accuracy"]
+    assert xla["clean_accuracy"] == graph["clean_accuracy"]
+    # XLA's fused arithmetic may flip the sign of a gradient component that sits at 0: one example at most.
+    np.testing.assert_allclose(xla["accuracy"], graph["accuracy"], atol=1 / len(x) + 1e-12)
 
 
 def test_masked_gradients_are_reported(mnist_small, caplog):
