@@ -128,7 +128,8 @@ def test_report_transfer_from_the_model_itself_equals_fgsm(trained_fcn, mnist_sm
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"attacks": ("fgsm", "cw")}, r"Unknown attack\(s\) \['cw'\]; valid values are 'fgsm', 'pgd', 'square', 'transfer'"),
+    ({"attacks": ("fgsm", "cw")},
+     r"Unknown attack\(s\) \['cw'\]; valid values are 'fgsm', 'pgd', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'square'"),
     ({"attacks": ("transfer",)}, "The transfer attack needs a surrogate model"),
 ])
 def test_report_bad_arguments_raise(trained_fcn, mnist_small, kwargs, message):
