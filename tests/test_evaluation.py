@@ -164,6 +164,7 @@ def test_diverged_weights_are_named_not_blamed_on_the_input(trained_fcn, mnist_s
         evaluation.sweep(broken, (x, y), [0.0, 0.1])
 
 
+@pytest.mark.slow
 def test_report_runs_apgd_and_it_is_at_least_as_strong_as_fgsm(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
     report = evaluation.robustness_report(trained_fcn, (x[:200], y[:200]), [0.0, 0.05],
