@@ -113,9 +113,11 @@ def define_flags(dataset):
     flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices (test tf.distribute without GPUs).",
                          lower_bound=1)
     flags.DEFINE_list("attacks", ["fgsm"], f"Attacks of the robustness report, any of {list(evaluation.ATTACKS)}; "
-                      "transfer needs --surrogate.")
+                      "transfer needs --surrogate; autoattack is AutoAttack's cascade (see --autoattack_version).")
+    flags.DEFINE_enum("autoattack_version", "standard", list(evaluation.AUTOATTACK_VERSIONS),
+                      "standard: APGD-CE, APGD-T, Square 5000 queries; fast: APGD-CE, APGD-DLR.")
     flags.DEFINE_integer("pgd_steps", 20, "PGD steps (step size 2.5·ε/steps, random start).", lower_bound=1)
-    flags.DEFINE_integer("pgd_restarts", 1, "PGD restarts (per-example best).", lower_bound=1)
+    flags.DEFINE_integer("pgd_restarts", 5, "PGD (and standalone APGD) restarts, per-example best.", lower_bound=1)
     flags.DEFINE_integer("square_queries", 1000, "Square Attack query budget per example.", lower_bound=1)
     flags.DEFINE_string("surrogate", None, "Run directory or SavedModel of the transfer attack's surrogate model.")
     flags.DEFINE_enum("gradient", "identity", ["identity", "zero"],
@@ -451,7 +453,8 @@ def _run_locked(flags_obj, strategy, chief, run_dir):
     else:
         sweep = evaluation.sweep(model, test, eps_values, gradient=flags_obj.gradient)
     report = evaluation.robustness_report(
-        model, attack_test, report_eps, flags_obj.attacks, surrogate, pgd_steps=flags_obj.pgd_steps,
+        model, attack_test, report_eps, flags_obj.attacks, surrogate, version=flags_obj.autoattack_version,
+        pgd_steps=flags_obj.pgd_steps,
         pgd_restarts=flags_obj.pgd_restarts, square_queries=flags_obj.square_queries, seed=flags_obj.seed,
         large_eps=presets.get(flags_obj.dataset).large_eps, gradient=flags_obj.gradient)
     results = {

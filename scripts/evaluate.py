@@ -1,7 +1,7 @@
-"""Robustness report for a trained model: FGSM, PGD, Square, transfer, worst case and masking checks.
+"""Robustness report for a trained model: FGSM, PGD, AutoAttack, Square, transfer, worst case and masking checks.
 
     python scripts/evaluate.py --model=runs/mnist_fcn2_bnn_2b_s0 --dataset=mnist --data_dir=../shared/data \\
-        --attacks=fgsm,pgd,square --gradient=zero --output=runs/evaluations/fcn2_bnn_2b_zero.json
+        --attacks=fgsm,pgd,autoattack --output=runs/evaluations/fcn2_bnn_2b.json
 
 --model is a run directory (its saved_model/ is used) or any Keras SavedModel with float inputs in
 [0, 1] that returns logits. --gradient sets how its InputDiscretization layers pass gradients for
@@ -26,12 +26,15 @@ flags.DEFINE_string("data_dir", None, "Data folder (see tfdisc.datasets).")
 flags.DEFINE_integer("test_examples", 1000, "How many test examples (see --subset).", lower_bound=1)
 flags.DEFINE_enum("subset", "first", list(datasets.SUBSETS), "Which test examples: the first ones, or a fixed "
                   "random subset (seed 0).")
-flags.DEFINE_list("attacks", list(evaluation.ATTACKS), "Attacks to run.")
+flags.DEFINE_list("attacks", list(evaluation.DEFAULT_ATTACKS), f"Attacks to run, any of {list(evaluation.ATTACKS)}; "
+                  "autoattack is AutoAttack's cascade (see --autoattack_version).")
+flags.DEFINE_enum("autoattack_version", "standard", list(evaluation.AUTOATTACK_VERSIONS),
+                  "standard: APGD-CE, APGD-T, Square 5000 queries, each on the survivors; fast: APGD-CE, APGD-DLR.")
 flags.DEFINE_string("eps", None, "Comma list of eps (fractions like 8/255 allowed); default: the data set's sweep grid.")
 flags.DEFINE_enum("gradient", "identity", ["identity", "zero"], "Gradient of the input discretization.")
 flags.DEFINE_string("surrogate", None, "Run directory or SavedModel for the transfer attack.")
 flags.DEFINE_integer("pgd_steps", 20, "PGD steps.", lower_bound=1)
-flags.DEFINE_integer("pgd_restarts", 1, "PGD restarts.", lower_bound=1)
+flags.DEFINE_integer("pgd_restarts", 5, "PGD (and standalone APGD) restarts, per-example best.", lower_bound=1)
 flags.DEFINE_integer("square_queries", 1000, "Square Attack queries.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the random attacks.")
 flags.DEFINE_string("output", None, "Write the report here as JSON (and a PNG beside it).")
@@ -47,7 +50,8 @@ def evaluate(flags_obj):
     data = datasets.load(flags_obj.dataset, "test", data_dir=flags_obj.data_dir, examples=flags_obj.test_examples,
                          subset_order=flags_obj.subset, batch_size=250)
     report = evaluation.robustness_report(
-        model, data, eps, flags_obj.attacks, surrogate, pgd_steps=flags_obj.pgd_steps,
+        model, data, eps, flags_obj.attacks, surrogate, version=flags_obj.autoattack_version,
+        pgd_steps=flags_obj.pgd_steps,
         pgd_restarts=flags_obj.pgd_restarts, square_queries=flags_obj.square_queries, large_eps=preset.large_eps,
         seed=flags_obj.seed, gradient=flags_obj.gradient)
     report.update(model=flags_obj.model, surrogate=flags_obj.surrogate, dataset=flags_obj.dataset, name=model.name,

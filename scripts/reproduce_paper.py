@@ -123,23 +123,33 @@ def _table(results, dataset):
     """Rows: model × input bits; columns: clean, FGSM at each report ε, then PGD and worst case where run."""
     eps_list = list(presets.get(dataset).report_eps)
     several = any(len(r.get("attacks", {})) > 1 for r in results)  # a worst case over FGSM alone says nothing new
-    extra = [name for name in ("pgd", "worst") if (name != "worst" or several)
+    extra = [name for name in ("pgd", "autoattack", "worst") if (name != "worst" or several)
              and any(_attack_at(r, name, e) is not None for r in results for e in eps_list)]
+    titles = {"pgd": "PGD", "autoattack": "AutoAttack", "worst": "worst case"}
     header = ["model", "input", "clean"] + [f"{attack} ε={_eps_label(e, dataset)}" for attack in ["FGSM"] + [
-        "PGD" if n == "pgd" else "worst case" for n in extra] for e in eps_list]
+        titles[n] for n in extra] for e in eps_list]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(results, key=lambda r: (r["precision"] != "full", r["precision"], r["adv_train"], -r["input_bits"])):
         values = [r["clean_accuracy"]] + [_at(r, e) for e in eps_list] + [
             _attack_at(r, name, e) for name in extra for e in eps_list]
         cells = [_label(r), f"{r['input_bits']}-bit"] + ["–" if v is None else f"{100 * v:.1f}" for v in values]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = sorted({f"{r['robustness']['examples']} test examples, PGD {r['robustness']['pgd_steps']} steps × "
-                    f"{r['robustness']['pgd_restarts']} restart(s)" for r in results
-                    if "robustness" in r and "pgd" in r.get("attacks", {})})
+    notes = sorted({f"{r['robustness']['examples']} test examples" + "".join(
+        f", {_setting(r['robustness'], name)}" for name in ("pgd", "autoattack") if name in r.get("attacks", {}))
+        for r in results if "robustness" in r and set(r.get("attacks", {})) - {"fgsm"}})
     if notes:
-        lines += ["", "PGD and worst case (over every attack run: " + ", ".join(sorted({
+        lines += ["", "PGD, AutoAttack and worst case (over every attack run: " + ", ".join(sorted({
             n for r in results for n in r.get("attacks", {})})) + ") on " + "; ".join(notes) + "."]
     return "\n".join(lines)
+
+
+def _setting(settings, attack):
+    """How `attack` was run, from a report's settings."""
+    if attack == "pgd":
+        return f"PGD {settings['pgd_steps']} steps × {settings['pgd_restarts']} restart(s)"
+    cascade = settings["autoattack"]
+    return (f"AutoAttack {cascade['version']} ({' → '.join(cascade['stages'])}, APGD {cascade['apgd_iterations']} "
+            f"iterations, Square {cascade['square_queries']} queries, each on the survivors)")
 
 
 def _find(results, precision, bits, adv):
@@ -204,7 +214,9 @@ def _evaluation_section(evaluations):
         parts += [f"### {Path(ev['model']).name} ({ev['name']}), gradient = {ev['gradient']}", "",
                   f"{ev['examples']} {ev['dataset']} test examples; clean accuracy {100 * ev['clean_accuracy']:.1f}%; "
                   f"PGD {settings['pgd_steps']} steps × {settings['pgd_restarts']} restart(s); Square "
-                  f"{settings['square_queries']} queries; surrogate `{ev.get('surrogate')}`; "
+                  f"{settings['square_queries']} queries; "
+                  + (f"{_setting(settings, 'autoattack')}; " if "autoattack" in ev["attacks"] else "")
+                  + f"surrogate `{ev.get('surrogate')}`; "
                   f"{ev['seconds']:.0f} s on this machine (2 CPU cores).", "",
                   "Command: `" + _portable(ev.get("command", "")) + "`", "",
                   "| ε | " + " | ".join(names) + " | worst case |", "|---|" + "---|" * (len(names) + 1)]

@@ -94,7 +94,8 @@ REPORT_EPS = [0.0, 0.1, 0.3, 0.5]
 
 
 def _report(model, data, surrogate, **kwargs):
-    return evaluation.robustness_report(model, data, REPORT_EPS, surrogate=surrogate, pgd_steps=5,
+    return evaluation.robustness_report(model, data, REPORT_EPS, ("fgsm", "pgd", "square", "transfer", "autoattack"),
+                                        surrogate=surrogate, version="fast", pgd_steps=5, pgd_restarts=1,
                                         square_queries=150, large_eps=0.5, **kwargs)
 
 
@@ -111,7 +112,9 @@ def test_report_flags_masked_gradients_and_passes_straight_through_ones(trained_
     if gradient == "identity":
         assert not failed and not report["masking_suspected"]
     else:
-        assert report["masking_suspected"] and {"whitebox_le_blackbox", "nonzero_gradients"} <= failed
+        assert report["masking_suspected"]
+        assert {"whitebox_le_blackbox", "gradient_survivors_unbroken", "nonzero_gradients"} <= failed
+        assert report["masking_examples"]["count"][-1] > 0
         assert report["attacks"]["fgsm"]["accuracy"] == [report["clean_accuracy"]] * len(REPORT_EPS)
         assert report["attacks"]["square"]["accuracy"][-1] < 0.2
         assert all("possible gradient masking" in c["detail"] for c in report["checks"] if not c["passed"])
@@ -131,6 +134,8 @@ def test_report_transfer_from_the_model_itself_equals_fgsm(trained_fcn, mnist_sm
     ({"attacks": ("fgsm", "cw")},
      r"Unknown attack\(s\) \['cw'\]; valid values are 'fgsm', 'pgd', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'square'"),
     ({"attacks": ("transfer",)}, "The transfer attack needs a surrogate model"),
+    ({"version": "plus"}, "Unknown version .plus.; valid values are .standard., .fast."),
+    ({"pgd_restarts": 0}, "pgd_restarts must be a positive int; got 0"),
 ])
 def test_report_bad_arguments_raise(trained_fcn, mnist_small, kwargs, message):
     _, _, x, y = mnist_small
@@ -173,3 +178,65 @@ def test_report_runs_apgd_and_it_is_at_least_as_strong_as_fgsm(trained_fcn, mnis
     assert fgsm[0] == apgd_ce[0] == apgd_t[0] == report["clean_accuracy"]
     assert apgd_ce[1] <= fgsm[1] and apgd_t[1] <= fgsm[1]
     assert report["worst_case"]["accuracy"][1] <= min(fgsm[1], apgd_ce[1], apgd_t[1])
+
+
+def _counting(fn, model, seen, misclassified):
+    """`fn`, also adding the batch size it is given and how many of it `model` misclassifies."""
+    def wrapped(x, y, eps, direction):
+        seen.assign_add(tf.shape(x, out_type=tf.int64)[0])
+        misclassified.assign_add(tf.reduce_sum(tf.cast(tf.argmax(model(x), axis=-1) != y, tf.int64)))
+        return fn(x, y, eps, direction)
+    return wrapped
+
+
+def test_autoattack_cascade_attacks_only_the_survivors(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    report = evaluation.RobustnessReport(trained_fcn, ("autoattack",), version="fast")
+    seen = [tf.Variable(0, dtype=tf.int64) for _ in report._stages]
+    misclassified = [tf.Variable(0, dtype=tf.int64) for _ in report._stages]
+    report._stages = [(name, _counting(fn, trained_fcn, s, m))
+                      for (name, fn), s, m in zip(report._stages, seen, misclassified)]
+    report._batch_counts = tf.function(report._counts)
+    eps = [0.05, 0.1]
+    result = report((x[:100], y[:100]), eps)
+    after = result["attacks"]["autoattack"]["after"]
+    assert list(after) == ["apgd-ce", "apgd-dlr"]
+    assert seen[0].numpy() == round(len(eps) * 100 * result["clean_accuracy"])
+    assert seen[1].numpy() == round(100 * sum(after["apgd-ce"]))
+    assert [m.numpy() for m in misclassified] == [0, 0]  # no stage ever sees an example already broken
+    assert all(b <= a <= result["clean_accuracy"] for a, b in zip(after["apgd-ce"], after["apgd-dlr"]))
+    assert result["attacks"]["autoattack"]["accuracy"] == after["apgd-dlr"] == result["worst_case"]["accuracy"]
+    assert after["apgd-dlr"][1] < after["apgd-ce"][0]
+
+
+def test_standard_autoattack_is_at_least_as_strong_as_its_first_stage_alone(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    result = evaluation.robustness_report(trained_fcn, (x[:100], y[:100]), [0.0, 0.08], ("apgd-ce", "autoattack"),
+                                          pgd_restarts=1)
+    after = result["attacks"]["autoattack"]["after"]
+    assert list(after) == ["apgd-ce", "apgd-t", "square"] and result["settings"]["autoattack"]["square_queries"] == 5000
+    assert after["square"][1] <= after["apgd-t"][1] <= after["apgd-ce"][1] <= result["clean_accuracy"]
+    assert after["apgd-ce"][0] == after["square"][0] == result["clean_accuracy"]
+    assert result["attacks"]["autoattack"]["accuracy"][1] <= result["attacks"]["apgd-ce"]["accuracy"][1] + 0.02
+    assert "AutoAttack (standard)" in "\n".join(evaluation.report_lines(result))
+
+
+def test_new_eps_never_retrace_the_report(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    report = evaluation.RobustnessReport(trained_fcn, ("fgsm", "pgd"), pgd_steps=2, pgd_restarts=1)
+    report((x[:64], y[:64]), [0.1])
+    traces = report._batch_counts.experimental_get_tracing_count()
+    second = report((x[:64], y[:64]), [0.0, 0.2, 0.3])
+    assert report._batch_counts.experimental_get_tracing_count() == traces
+    assert second["attacks"]["pgd"]["accuracy"][0] == second["clean_accuracy"]
+
+
+def test_per_example_masking_check_counts_what_the_aggregate_misses():
+    """Aggregates agree (PGD beats Square overall) while Square breaks 7 examples that PGD leaves alone."""
+    result = {"eps": [0.0, 0.1], "clean_accuracy": 0.9, "examples": 100,
+              "attacks": {"pgd": {"accuracy": [0.9, 0.4]}, "square": {"accuracy": [0.9, 0.6]}},
+              "worst_case": {"accuracy": [0.9, 0.33]}, "masking_examples": {"count": [0, 7]}}
+    found = {c["check"]: c for c in evaluation._checks(result, 0.0, None, 0.1, 0.01)}
+    assert found["whitebox_le_blackbox"]["passed"]
+    assert not found["gradient_survivors_unbroken"]["passed"]
+    assert "ε=0.1: 7 (7.0%)" in found["gradient_survivors_unbroken"]["detail"]

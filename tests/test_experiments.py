@@ -98,7 +98,7 @@ def test_robustness_report_flags_a_masked_discretization(tmp_path):
     _, surrogate = run_script(mnist, run_name="surrogate", **base)
     results, run_dir = run_script(mnist, run_name="masked", input_bits=2, gradient="zero", export=False,
                                   attacks=["fgsm", "pgd", "square", "transfer"], surrogate=str(surrogate),
-                                  pgd_steps=5, square_queries=150, attack_examples=200, **base)
+                                  pgd_steps=5, pgd_restarts=1, square_queries=150, attack_examples=200, **base)
     assert results["sweep"]["gradient"] == "zero" and results["robustness"]["examples"] == 200
     assert set(results["attacks"]) == {"fgsm", "pgd", "square", "transfer"}
     assert results["sweep"]["accuracy"] == [results["clean_accuracy"]] * 4  # FGSM sees a zero gradient
@@ -171,7 +171,8 @@ def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
     (["--bnn", "--xnor"], "--bnn and --xnor exclude each other"),
     (["--data_dir=/usr", "--nodownload"], "error: Could not find mnist. Looked in: /usr/mnist.npz"),
     (["--attacks=fgsm,transfer"], "--attacks=transfer needs --surrogate"),
-    (["--attacks=fgsm,cw"], "--attacks must be a comma list of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, transfer"),
+    (["--attacks=fgsm,cw"], "--attacks must be a comma list of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, transfer, "
+                                "autoattack"),
     (["--surrogate=/nonexistent", "--attacks=transfer", "--data_dir=/nonexistent"], "--surrogate: no SavedModel at"),
     (["--learning_rate=nan"], "--learning_rate must be a finite number > 0"),
     (["--learning_rate=inf"], "--learning_rate must be a finite number > 0"),

@@ -29,7 +29,8 @@ def test_evaluate_writes_a_report_for_a_saved_model(tmp_path, mnist_small):
     model.save(str(tmp_path / "model"))
     output = tmp_path / "report" / "zero.json"
     result = _script("evaluate.py", f"--model={tmp_path / 'model'}", f"--data_dir={require_data().parent}",
-                     "--test_examples=100", "--attacks=fgsm,pgd,square", "--pgd_steps=2", "--square_queries=50",
+                     "--test_examples=100", "--attacks=fgsm,pgd,square,autoattack", "--autoattack_version=fast",
+                     "--pgd_steps=2", "--pgd_restarts=1", "--square_queries=50",
                      "--gradient=zero", "--eps=0,0.3", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(output.read_text())
@@ -40,7 +41,9 @@ def test_evaluate_writes_a_report_for_a_saved_model(tmp_path, mnist_small):
     clean = float(np.mean(np.argmax(model.predict(x, verbose=0), -1) == y))
     assert report["clean_accuracy"] == pytest.approx(clean, abs=1e-9)
     assert output.with_suffix(".png").is_file()
-    assert "[FAIL] nonzero_gradients" in result.stdout
+    assert "[FAIL] nonzero_gradients" in result.stdout and "[FAIL] gradient_survivors_unbroken" in result.stdout
+    assert list(report["attacks"]["autoattack"]["after"]) == ["apgd-ce", "apgd-dlr"]
+    assert report["settings"]["autoattack"]["version"] == "fast" and "AutoAttack (fast)" in result.stdout
     assert not [line for line in result.stderr.splitlines() if line.startswith(("E0000", "W0000", "I0000"))]
 
 

@@ -353,7 +353,7 @@ def _apgd_run(model_fn, x, y, eps, loss_fn, n_iter, rho, schedule, clip_min, cli
         return tf.clip_by_value(tf.clip_by_value(z, x - eps, x + eps), clip_min, clip_max)
 
     start = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0, dtype=x.dtype)
-    scale = tf.reduce_max(tf.abs(tf.reshape(start, [tf.shape(x)[0], -1])), axis=1)
+    scale = tf.reduce_max(tf.abs(start), axis=list(range(1, x.shape.rank)))  # no reshape: batches may be empty
     x_adv = tf.clip_by_value(x + eps * start / (_rows(scale, x) + 1e-12), clip_min, clip_max)
     hit, losses, grad = evaluate(x_adv)
     ones = tf.ones_like(losses)

@@ -186,34 +186,178 @@ def sweep(model, data, eps_values, gradient=None):
     return FgsmSweep(model, gradient)(data, eps_values)
 
 
-ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "transfer")
+ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "transfer", "autoattack")
 WHITE_BOX = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t")
+BLACK_BOX = ("square", "transfer")
+DEFAULT_ATTACKS = ("fgsm", "pgd", "autoattack")
+# AutoAttack (Croce & Hein 2020) as a cascade: each stage attacks only the examples that survived the ones before.
+AUTOATTACK_VERSIONS = {"standard": ("apgd-ce", "apgd-t", "square"), "fast": ("apgd-ce", "apgd-dlr")}
+AUTOATTACK_SETTINGS = {"apgd_iterations": 100, "apgd_restarts": 1, "apgd_target_classes": 9, "square_queries": 5000}
 
 
-def _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed, num_classes):
-    """name -> compiled fn(x, y, eps, fgsm_direction) giving the adversarial batch; eps is a tensor (no retrace)."""
+def _attack_fn(name, model, surrogate, *, pgd_steps, restarts, square_queries, seed, num_classes):
+    """fn(x, y, eps, fgsm_direction) -> adversarial batch in [0, 1] for the attack `name`; eps is a tensor."""
     makers = {
-        "fgsm": lambda x, y, eps, direction: x + eps * direction,  # clipped below; direction shared across eps
+        "fgsm": lambda x, y, eps, direction: x + eps * direction,  # the direction is shared across eps
         "pgd": lambda x, y, eps, _: attacks_lib.projected_gradient_descent(
-            model, x, eps, 2.5 * eps / pgd_steps, pgd_steps, y=y, seed=seed, n_restarts=pgd_restarts),
-        "square": lambda x, y, eps, _: attacks_lib.square_attack(model, x, eps, y=y, n_queries=square_queries, seed=seed),
-        "apgd-ce": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, n_restarts=pgd_restarts, seed=seed),
-        "apgd-dlr": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, loss="dlr", n_restarts=pgd_restarts,
+            model, x, eps, 2.5 * eps / pgd_steps, pgd_steps, y=y, seed=seed, n_restarts=restarts),
+        "square": lambda x, y, eps, _: attacks_lib.square_attack(model, x, eps, y=y, n_queries=square_queries,
+                                                                 seed=seed),
+        "apgd-ce": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, n_restarts=restarts, seed=seed),
+        "apgd-dlr": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, loss="dlr", n_restarts=restarts,
                                                           seed=seed),
-        "apgd-t": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, loss="dlr", targeted=True,
-                                                        n_target_classes=min(9, num_classes - 1), seed=seed),
+        "apgd-t": lambda x, y, eps, _: attacks_lib.apgd(
+            model, x, eps, y=y, loss="dlr", targeted=True, seed=seed,
+            n_target_classes=min(AUTOATTACK_SETTINGS["apgd_target_classes"], num_classes - 1)),
         "transfer": lambda x, y, eps, _: attacks_lib.transfer_attack(surrogate, x, eps, y=y),
     }
+    make = makers[name]
+    return lambda x, y, eps, direction: tf.clip_by_value(make(x, y, eps, direction), 0.0, 1.0)
 
-    def compiled(make):
-        return tf.function(lambda x, y, eps, direction: tf.clip_by_value(make(x, y, eps, direction), 0.0, 1.0),
-                           reduce_retracing=True)
 
-    return {name: compiled(makers[name]) for name in attacks}
+def _count(mask):
+    return tf.reduce_sum(tf.cast(mask, tf.int64))
+
+
+class RobustnessReport:
+    """Accuracy under each attack and ε, the per-example worst case, and gradient-masking checks.
+
+    attacks: any of `ATTACKS`. "fgsm"; "pgd" (L∞, `pgd_steps` steps of 2.5·ε/steps, random start,
+    `pgd_restarts` restarts keeping each example's best); "apgd-ce", "apgd-dlr" (Auto-PGD, 100
+    iterations, `pgd_restarts` restarts); "apgd-t" (targeted DLR, 9 targets); "square" (gradient-free,
+    `square_queries`); "transfer" (FGSM crafted on `surrogate`, evaluated on the model) each run on
+    every example. "autoattack" runs AutoAttack's cascade, each stage only on the examples still
+    classified correctly: `version="standard"` is APGD-CE, APGD-T (9 targets), Square (5000 queries),
+    all with one restart; `version="fast"` is APGD-CE then APGD-DLR. It leaves out the reference's
+    FAB-T, which Croce & Hein report never lowers the standard version's robust accuracy by more than
+    0.1 points. The checks follow Carlini et al. 2019, plus a per-example one: examples that survive
+    every gradient attack but fall to a gradient-free or transfer attack. A failed check is
+    reported as possible gradient masking.
+
+    Each batch is one compiled call covering every ε and attack (ε is a tensor: new ε never
+    retrace); the object is reusable across data and ε. `gradient` sets how the model's input
+    discretization passes gradients for this report only (see `FgsmSweep`).
+    """
+
+    def __init__(self, model, attacks=DEFAULT_ATTACKS, surrogate=None, *, version="standard", pgd_steps=20,
+                 pgd_restarts=5, square_queries=1000, seed=0, gradient=None):
+        attacks = (attacks,) if isinstance(attacks, str) else tuple(attacks)
+        unknown = [a for a in attacks if a not in ATTACKS]
+        if unknown or not attacks:
+            raise ValueError(f"Unknown attack(s) {unknown}; valid values are {', '.join(map(repr, ATTACKS))}.")
+        checks.choice("version", version, tuple(AUTOATTACK_VERSIONS))
+        checks.positive_int("pgd_steps", pgd_steps)
+        checks.positive_int("pgd_restarts", pgd_restarts)
+        checks.positive_int("square_queries", square_queries)
+        if "transfer" in attacks and surrogate is None:
+            raise ValueError("The transfer attack needs a surrogate model (e.g. a full-precision 8-bit model's "
+                             "SavedModel).")
+        self.model = model if gradient is None else with_input_gradient(model, gradient)
+        self.num_classes = int(self.model.output_shape[-1])
+        self.attacks = attacks
+        self.version = version
+        self.settings = {"pgd_steps": pgd_steps, "pgd_restarts": pgd_restarts, "square_queries": square_queries,
+                         "transfer": "fgsm on surrogate" if "transfer" in attacks else None, "seed": seed}
+        if "autoattack" in attacks:
+            self.settings["autoattack"] = {"version": version, "stages": list(AUTOATTACK_VERSIONS[version]),
+                                           **AUTOATTACK_SETTINGS}
+        options = dict(pgd_steps=pgd_steps, seed=seed, num_classes=self.num_classes)
+        self._standalone = [(name, _attack_fn(name, self.model, surrogate, restarts=pgd_restarts,
+                                              square_queries=square_queries, **options))
+                            for name in attacks if name != "autoattack"]
+        self._stages = [(name, _attack_fn(name, self.model, None, restarts=AUTOATTACK_SETTINGS["apgd_restarts"],
+                                          square_queries=AUTOATTACK_SETTINGS["square_queries"], **options))
+                        for name in (AUTOATTACK_VERSIONS[version] if "autoattack" in attacks else ())]
+        self._batch_counts = tf.function(self._counts, reduce_retracing=True)
+
+    def _correct(self, adversarial):
+        return tf.argmax(attacks_lib.logits_of(self.model, adversarial), axis=-1)
+
+    def _on_survivors(self, attack, x, y, eps, alive):
+        """`alive` after `attack` ran on the alive examples only (skipped when none is left)."""
+        index = tf.where(alive)[:, 0]
+
+        def run():
+            xs, ys = tf.gather(x, index), tf.gather(y, index)
+            still = self._correct(attack(xs, ys, eps, None)) == ys
+            return tf.tensor_scatter_nd_update(tf.zeros_like(alive), index[:, None], still)
+
+        return tf.cond(tf.size(index) > 0, run, lambda: alive)
+
+    def _at_eps(self, x, y, clean, direction, eps):
+        """Counts at one ε: correct per standalone attack, alive after each cascade stage, worst case, masking."""
+        correct = [self._correct(fn(x, y, eps, direction)) == y for _, fn in self._standalone]
+        alive, after = clean, []
+        for _, fn in self._stages:
+            alive = alive & self._on_survivors(fn, x, y, eps, alive)
+            after.append(alive)
+        survived = tf.reduce_all(tf.stack([clean] + correct + after[-1:]), axis=0)
+        # Possible masking, per example: it survives every gradient attack but a gradient-free/transfer one breaks it.
+        white = [ok for (name, _), ok in zip(self._standalone, correct) if name in WHITE_BOX]
+        white += [ok for (name, _), ok in zip(self._stages, after) if name in WHITE_BOX][-1:]
+        broken = [~ok for (name, _), ok in zip(self._standalone, correct) if name in BLACK_BOX]
+        broken += [before & ~ok for (name, _), before, ok in zip(self._stages, [clean] + after, after)
+                   if name in BLACK_BOX]
+        masked = tf.zeros_like(clean)
+        if white and broken:
+            masked = tf.reduce_all(tf.stack([clean] + white), axis=0) & tf.reduce_any(tf.stack(broken), axis=0)
+        return tf.stack([_count(ok) for ok in correct + after] + [_count(survived), _count(masked)])
+
+    def _counts(self, x, y, eps):
+        """One batch: clean, non-finite, zero-gradient and example counts, and `_at_eps` counts for every ε."""
+        x, y = _checked_batch(x, y, self.num_classes)
+        logits, gradient = attacks_lib.logits_and_gradient(self.model, x, y)
+        clean = tf.argmax(logits, axis=-1) == y
+        nonfinite = tf.logical_not(tf.reduce_all(tf.math.is_finite(logits), axis=-1))
+        direction = _direction(gradient)
+        per_eps = tf.map_fn(lambda e: self._at_eps(x, y, clean, direction, e), eps, fn_output_signature=tf.int64,
+                            parallel_iterations=1)
+        return (tf.stack([_count(clean), _count(nonfinite), _count(_zero_rows(gradient)), tf.size(y, tf.int64)]),
+                per_eps)
+
+    def __call__(self, data, eps_values, *, large_eps=None, tolerance=0.01):
+        """The report over `data` at every ε of `eps_values` (see `robustness_report`)."""
+        eps = check_eps_values(eps_values)
+        data = as_dataset(data)
+        totals, per_eps, batches = np.zeros(4, np.int64), 0, 0
+        names = [name for name, _ in self._standalone] + [f"autoattack/{name}" for name, _ in self._stages]
+        progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", _chunk_size(data)[1])
+        # One trace for any batch size and number of ε: calls below match this relaxed signature.
+        self._batch_counts.get_concrete_function(*data.element_spec, tf.TensorSpec([None], tf.float32))
+        with checks.clear_errors():
+            for x, y in data:
+                batch_totals, batch_per_eps = self._batch_counts(x, y, tf.constant(eps, tf.float32))
+                totals, per_eps = totals + batch_totals.numpy(), per_eps + batch_per_eps.numpy()
+                _check_finite_logits(int(totals[1]), int(totals[3]))
+                batches += 1
+                progress.update(batches)
+        progress.update(batches, final=True)
+        clean, _, zero_gradient, examples = (int(t) for t in totals)
+        if examples == 0:
+            raise ValueError("The data holds no examples.")
+        accuracy = {name: (per_eps[:, i] / examples).tolist() for i, name in enumerate(names)}
+        curves = {name: {"eps": eps, "accuracy": accuracy[name]} for name, _ in self._standalone}
+        if self._stages:
+            curves["autoattack"] = {"eps": eps, "accuracy": accuracy[names[-1]],
+                                    "after": {name: accuracy[f"autoattack/{name}"] for name, _ in self._stages}}
+        result = {
+            "eps": eps,
+            "clean_accuracy": clean / examples,
+            "examples": examples,
+            "gradient": discretization_gradient(self.model),
+            "attacks": curves,
+            "worst_case": {"eps": eps, "accuracy": (per_eps[:, -2] / examples).tolist()},
+            "masking_examples": {"eps": eps, "count": per_eps[:, -1].tolist()},
+            "settings": self.settings,
+        }
+        result["checks"] = _checks(result, zero_gradient / examples, large_eps, 1 / self.num_classes, tolerance)
+        result["masking_suspected"] = not all(c["passed"] for c in result["checks"])
+        result["seconds"] = progress.elapsed
+        return result
 
 
 def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
-    """Carlini et al. 2019 sanity checks; each failure hints at gradient masking."""
+    """Carlini et al. 2019 sanity checks and a per-example one; each failure hints at gradient masking."""
     eps, curves, worst = result["eps"], result["attacks"], result["worst_case"]["accuracy"]
     checks = []
 
@@ -231,18 +375,30 @@ def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
     rising = {n: r for n, r in rising.items() if r}
     check("monotone_in_eps", not rising, "Accuracy never rises with ε." if not rising else
           f"Accuracy rises with ε for {rising}: a stronger attack should never do worse.")
-    if "pgd" in curves and "fgsm" in curves:
-        bad = [e for e, p, f in zip(eps, curves["pgd"]["accuracy"], curves["fgsm"]["accuracy"]) if p > f + tolerance]
-        check("iterative_le_single_step", not bad, "PGD is at least as strong as FGSM at every ε." if not bad else
-              f"PGD is weaker than single-step FGSM at ε={bad}.")
+    iterative = [n for n in ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "autoattack") if n in curves]
+    if iterative and "fgsm" in curves:
+        bad = {n: [e for e, a, f in zip(eps, curves[n]["accuracy"], curves["fgsm"]["accuracy"]) if a > f + tolerance]
+               for n in iterative}
+        bad = {n: v for n, v in bad.items() if v}
+        check("iterative_le_single_step", not bad, f"{', '.join(iterative)} at least as strong as FGSM at every ε."
+              if not bad else f"Iterative attacks weaker than single-step FGSM at {bad}.")
     white = [name for name in WHITE_BOX if name in curves]
-    black = [name for name in ("square", "transfer") if name in curves]
+    black = [name for name in BLACK_BOX if name in curves]
     if white and black:
         best_white = [min(curves[n]["accuracy"][i] for n in white) for i in range(len(eps))]
         bad = {n: [e for e, w, b in zip(eps, best_white, curves[n]["accuracy"]) if w > b + tolerance] for n in black}
         bad = {n: v for n, v in bad.items() if v}
         check("whitebox_le_blackbox", not bad, "White-box attacks are at least as strong as black-box and "
               "gradient-free ones." if not bad else f"Black-box or gradient-free attacks beat white-box ones at {bad}.")
+    stages = curves.get("autoattack", {}).get("after", {})
+    if (white or any(s in WHITE_BOX for s in stages)) and (black or any(s in BLACK_BOX for s in stages)):
+        counts = result["masking_examples"]["count"]
+        found = {e: c for e, c in zip(eps, counts) if c}
+        check("gradient_survivors_unbroken", not found,
+              "No example that survives every gradient attack falls to a gradient-free or transfer attack."
+              if not found else "Examples surviving every gradient attack but broken by a gradient-free or transfer "
+              "attack, per ε: " + ", ".join(f"ε={e:g}: {c} ({100 * c / result['examples']:.1f}%)"
+                                            for e, c in found.items()) + ".")
     if large_eps is not None and max(eps) >= large_eps:
         top = worst[eps.index(max(eps))]
         check("near_chance_at_large_eps", top <= chance + 0.1,
@@ -253,74 +409,17 @@ def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
     return checks
 
 
-def robustness_report(model, data, eps_values, attacks=ATTACKS, surrogate=None, *, pgd_steps=20, pgd_restarts=1,
-                      square_queries=1000, large_eps=None, tolerance=0.01, seed=0, gradient=None):
-    """Accuracy under each attack and ε, the per-example worst case over all of them, and sanity checks.
+def robustness_report(model, data, eps_values, attacks=DEFAULT_ATTACKS, surrogate=None, *, version="standard",
+                      pgd_steps=20, pgd_restarts=5, square_queries=1000, large_eps=None, tolerance=0.01, seed=0,
+                      gradient=None):
+    """`RobustnessReport(model, attacks, surrogate, ...)(data, eps_values)`: every attack, worst case, checks.
 
-    attacks: any of "fgsm", "pgd" (L∞, eps_iter = 2.5·ε/steps, random start), "apgd-ce", "apgd-dlr"
-    (Auto-PGD, 100 iterations, `pgd_restarts` restarts), "apgd-t" (targeted DLR, 9 targets), "square"
-    (gradient-free) and "transfer" (FGSM crafted on `surrogate`, evaluated on `model`); each runs on
-    every example. The checks follow Carlini et
-    al. 2019; a failed one is reported as possible gradient masking. `large_eps` is an ε at which
-    accuracy should be near chance (MNIST 0.5, CIFAR 32/255). `gradient` sets how the model's input
-    discretization passes gradients for this report only (see `FgsmSweep`).
+    `large_eps` is an ε at which accuracy should be near chance (MNIST 0.5, CIFAR 32/255); `tolerance`
+    is how far (accuracy share) an aggregate check may be off before it fails.
     """
-    eps = check_eps_values(eps_values)
-    model = model if gradient is None else with_input_gradient(model, gradient)
-    unknown = [a for a in attacks if a not in ATTACKS]
-    if unknown or not attacks:
-        raise ValueError(f"Unknown attack(s) {unknown}; valid values are {', '.join(map(repr, ATTACKS))}.")
-    if "transfer" in attacks and surrogate is None:
-        raise ValueError("The transfer attack needs a surrogate model (e.g. a full-precision 8-bit model's SavedModel).")
-    data = as_dataset(data)
-    num_classes = int(model.output_shape[-1])
-    fns = _attack_fns(model, attacks, surrogate, pgd_steps, pgd_restarts, square_queries, seed, num_classes)
-    predict = tf.function(lambda x: tf.argmax(attacks_lib.logits_of(model, x), axis=-1), reduce_retracing=True)
-
-    @tf.function(reduce_retracing=True)
-    def clean_pass(x, y):
-        """Checked batch, clean correctness, FGSM direction, all-zero input gradients, non-finite logits."""
-        x, y = _checked_batch(x, y, num_classes)
-        logits, gradient = attacks_lib.logits_and_gradient(model, x, y)
-        nonfinite = tf.logical_not(tf.reduce_all(tf.math.is_finite(logits), axis=-1))
-        return x, y, tf.argmax(logits, axis=-1) == y, _direction(gradient), _zero_rows(gradient), nonfinite
-    correct = {name: np.zeros(len(eps), np.int64) for name in attacks}
-    worst = np.zeros(len(eps), np.int64)
-    clean = examples = zero_gradient = batches = 0
-    progress = Progress(f"Robustness report ({', '.join(attacks)} × {len(eps)} eps)", _chunk_size(data)[1])
-    for x, y in data:
-        with checks.clear_errors():
-            x, y, correct_clean, direction, zero, bad_logits = clean_pass(x, y)
-        examples += int(tf.shape(x)[0])
-        _check_finite_logits(int(tf.reduce_sum(tf.cast(bad_logits, tf.int32))), examples)
-        clean += int(tf.reduce_sum(tf.cast(correct_clean, tf.int32)))
-        zero_gradient += int(tf.reduce_sum(tf.cast(zero, tf.int32)))
-        for i, e in enumerate(eps):
-            survived = np.ones(int(tf.shape(x)[0]), bool)
-            for name, fn in fns.items():
-                ok = (predict(fn(x, y, tf.constant(e, tf.float32), direction)) == y).numpy()
-                correct[name][i] += ok.sum()
-                survived &= ok
-            worst[i] += survived.sum()
-        batches += 1
-        progress.update(batches)
-    progress.update(batches, final=True)
-    if examples == 0:
-        raise ValueError("The data holds no examples.")
-    result = {
-        "eps": eps,
-        "clean_accuracy": clean / examples,
-        "examples": examples,
-        "gradient": discretization_gradient(model),
-        "attacks": {name: {"eps": eps, "accuracy": (correct[name] / examples).tolist()} for name in attacks},
-        "worst_case": {"eps": eps, "accuracy": (worst / examples).tolist()},
-        "settings": {"pgd_steps": pgd_steps, "pgd_restarts": pgd_restarts, "square_queries": square_queries,
-                     "transfer": "fgsm on surrogate" if "transfer" in attacks else None},
-    }
-    result["checks"] = _checks(result, zero_gradient / examples, large_eps, 1 / num_classes, tolerance)
-    result["masking_suspected"] = not all(c["passed"] for c in result["checks"])
-    result["seconds"] = progress.elapsed
-    return result
+    report = RobustnessReport(model, attacks, surrogate, version=version, pgd_steps=pgd_steps,
+                              pgd_restarts=pgd_restarts, square_queries=square_queries, seed=seed, gradient=gradient)
+    return report(data, eps_values, large_eps=large_eps, tolerance=tolerance)
 
 
 def report_lines(report):
@@ -331,5 +430,11 @@ def report_lines(report):
     for i, eps in enumerate(report["worst_case"]["eps"]):
         lines.append(f"{eps:8.4f}" + "".join(f"  {report['attacks'][n]['accuracy'][i]:9.4f}" for n in names)
                      + f"  {report['worst_case']['accuracy'][i]:10.4f}")
+    cascade = report["attacks"].get("autoattack")
+    if cascade:
+        lines.append(f"  AutoAttack ({report['settings']['autoattack']['version']}), accuracy after each stage, each "
+                     "on the previous one's survivors:")
+        lines += [f"{eps:8.4f}  " + " → ".join(f"{name} {after[i]:.4f}" for name, after in cascade["after"].items())
+                  for i, eps in enumerate(report["eps"])]
     lines += [f"  [{'pass' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}" for c in report["checks"]]
     return lines
