@@ -7,7 +7,8 @@ Parts: sweep (tfdisc's shared-gradient sweep vs CleverHans v4 FGSM once per ε, 
 (R-FGSM AdversarialModel vs clean fit, and vs ART's AdversarialTrainer), overhead (tfdisc-built vs
 plain-Keras FCN2), xla (jit_compile on/off for training and the sweep), pipeline (a fit epoch with tf.data
 autotuning off, as the library ships it, vs on), memory (FCN1-BNN peak RSS at batch 100; sweep
-throughput by batch size). Inputs are random: only time is measured.
+throughput by batch size). Inputs are random: only time is measured. The exception is autoattack
+(tfdisc's AutoAttack vs ART's on real MNIST and a trained FCN2-BNN, 2-bit input): accuracy and time.
 """
 
 import json
@@ -29,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from tfdisc import datasets, evaluation, files, models  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 
-PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory"]
+PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
 flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs.")
@@ -39,6 +40,14 @@ flags.DEFINE_integer("conv_batches", 2, "Batches per timed run (conv models, slo
 flags.DEFINE_integer("batch_size", 100, "Batch size (FCN models).", lower_bound=1)
 flags.DEFINE_integer("conv_batch_size", 32, "Batch size (conv models).", lower_bound=1)
 flags.DEFINE_string("output", "benchmarks/results", "Writes <output>.json and <output>.md.")
+flags.DEFINE_string("data_dir", "../shared/data", "Real data for the autoattack part (see tfdisc.datasets).")
+flags.DEFINE_string("autoattack_model", None, "autoattack part: a run directory or SavedModel (default: an FCN2-BNN "
+                    "with 2-bit input trained here for 3 epochs on MNIST).")
+flags.DEFINE_integer("autoattack_examples", 500, "autoattack part: the first N MNIST test images.", lower_bound=1)
+flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack part: the ε to attack at.")
+flags.DEFINE_enum("art_attacks", "matched", ["matched", "default"], "autoattack part: ART's AutoAttack with the "
+                  "standard version's budget (APGD-CE, APGD-DLR, 100 iterations, Square 5000 queries, one restart "
+                  "each), or with ART's default list (5 restarts each, DeepFool, Square 5×5000 queries: hours).")
 flags.DEFINE_bool("memory_child", False, "Internal: measure FCN1-BNN training memory in this process.")
 FLAGS = flags.FLAGS
 LOSS = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -149,6 +158,65 @@ def _art_vs_ours(key, data, ours_seconds):
     return {"art_s": t["art"], "art_over_tfdisc": t["art"] / ours_seconds}
 
 
+def _autoattack_model():
+    if FLAGS.autoattack_model:
+        return models.load(FLAGS.autoattack_model, "--autoattack_model")
+    x, y = datasets.load_arrays("mnist", "train", data_dir=FLAGS.data_dir)
+    tf.keras.utils.set_random_seed(0)
+    model = _compiled(models.build_model("fcn2", precision="bnn", input_bits=2))
+    model.fit(x, y, batch_size=128, epochs=3, verbose=0)
+    return model
+
+
+def bench_autoattack(_):
+    """tfdisc's AutoAttack (standard) vs ART's AutoAttack on the same model, data and ε.
+
+    ART's APGD starts at step `eps_step`; it gets 2ε, the paper's (and tfdisc's) first step. ART has
+    no APGD-T in an untargeted run, so "matched" gives it untargeted APGD-DLR in that place.
+    Each side runs once per ε (minutes each); tfdisc's compile is warmed up on 10 images first.
+    """
+    from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent, SquareAttack
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    def art_attacks(eps, batch_size):
+        if FLAGS.art_attacks == "default":
+            return None
+        apgd = [AutoProjectedGradientDescent(art_model, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=100,
+                                             nb_random_init=1, batch_size=batch_size, loss_type=loss, verbose=False)
+                for loss in ("cross_entropy", "difference_logits_ratio")]
+        return apgd + [SquareAttack(art_model, norm=np.inf, eps=eps, max_iter=5000, p_init=0.8, nb_restarts=1,
+                                    batch_size=batch_size, verbose=False)]
+
+    model = _autoattack_model()
+    x, y = datasets.load_arrays("mnist", "test", data_dir=FLAGS.data_dir, examples=FLAGS.autoattack_examples,
+                                subset_order="first")
+    x = x.astype(np.float32) / 255.0
+    ours = evaluation.RobustnessReport(model, ("autoattack",))
+    ours((x[:10], y[:10]), [0.1])  # compile
+    art_model = TensorFlowV2Classifier(model, nb_classes=10, input_shape=x.shape[1:], loss_object=LOSS,
+                                       clip_values=(0.0, 1.0))
+    result = {"examples": len(x), "art_attacks": FLAGS.art_attacks}
+    for eps in map(float, FLAGS.autoattack_eps):
+        start = time.perf_counter()
+        report = ours((x, y), [eps])
+        ours_s = time.perf_counter() - start
+        attack = AutoAttack(art_model, eps=eps, eps_step=2 * eps, batch_size=len(x),
+                            attacks=art_attacks(eps, len(x)))
+        start = time.perf_counter()
+        x_adv = attack.generate(x, y)
+        art_s = time.perf_counter() - start
+        art_accuracy = float(np.mean(np.argmax(art_model.predict(x_adv, batch_size=len(x)), -1) == y))
+        ours_accuracy = report["attacks"]["autoattack"]["accuracy"][0]
+        result.update({f"eps={eps:g} clean": report["clean_accuracy"], f"eps={eps:g} tfdisc": ours_accuracy,
+                       f"eps={eps:g} art": art_accuracy,
+                       f"eps={eps:g} tfdisc-art (points)": 100 * (ours_accuracy - art_accuracy),
+                       f"eps={eps:g} tfdisc_s": ours_s, f"eps={eps:g} art_s": art_s,
+                       f"eps={eps:g} art_over_tfdisc": art_s / ours_s})
+        print(f"ε={eps:g}: tfdisc {ours_accuracy:.4f} in {ours_s:.1f} s, ART {art_accuracy:.4f} in {art_s:.1f} s "
+              f"({art_s / ours_s:.1f}x)", flush=True)
+    return result
+
+
 def _plain_fcn2():
     inputs = tf.keras.Input((28, 28, 1))
     x = tf.keras.layers.Flatten()(inputs)
@@ -249,8 +317,8 @@ def main(argv):
     if FLAGS.memory_child:
         return _memory_child()
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
-               "pipeline": bench_pipeline, "memory": bench_memory}
-    per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"]}
+               "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack}
+    per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"]}
     results = {"machine": _machine(), "parts": {}}
     for part in FLAGS.parts:
         results["parts"][part] = {}

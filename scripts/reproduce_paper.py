@@ -161,43 +161,64 @@ def _verdict(holds):
     return "holds" if holds else "does not hold"
 
 
+def _accuracy(result, attack, eps):
+    """Accuracy of `result` at `eps` under "fgsm" (the full test set's sweep) or a report's attack; None if not run."""
+    return _at(result, eps) if attack == "fgsm" else _attack_at(result, attack, eps)
+
+
+ATTACK_NAMES = {"fgsm": "FGSM", "autoattack": "AutoAttack"}
+
+
 def _claims(results, dataset, arch):
-    """(claim, verdict, evidence) for the study's claims that this group of runs can check."""
-    small, mid = list(presets.get(dataset).report_eps)[0], list(presets.get(dataset).report_eps)[1]
+    """(claim, attack, verdict, evidence) for the study's claims this group can check, under FGSM and AutoAttack."""
+    return [claim for attack in ATTACK_NAMES for claim in _claims_under(results, dataset, arch, attack)]
+
+
+def _claims_under(results, dataset, arch, attack):
+    """The claims judged on `attack`'s accuracies, at the ε where every model involved was attacked."""
+    report_eps = list(presets.get(dataset).report_eps)
     fmt = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    name = ATTACK_NAMES[attack]
+
+    def common_eps(*runs):
+        grid = runs[0]["sweep"]["eps"] if attack == "fgsm" else report_eps
+        return [e for e in grid if all(_accuracy(r, attack, e) is not None for r in runs)]
+
     claims = []
     two, eight = _find(results, "full", 2, False), _find(results, "full", 8, False)
-    if two and eight:
-        drop = lambda r, e: r["clean_accuracy"] - _at(r, e)  # noqa: E731
-        where = [e for e in two["sweep"]["eps"] if _at(eight, e) is not None and drop(two, e) <= 0.10 <= 0.30 <= drop(eight, e)]
-        evidence = (f"full precision: at ε={', '.join(_eps_label(e, dataset) for e in where)} the 2-bit model stays within "
-                    f"10 points of clean while the 8-bit one loses ≥ 30 points" if where else
-                    "no ε of the sweep where 2-bit stays within 10 points of clean while 8-bit loses ≥ 30")
-        beyond = [e for e in two["sweep"]["eps"] if drop(two, e) > 0.5]
+    if two and eight and common_eps(two, eight):
+        drop = lambda r, e: r["clean_accuracy"] - _accuracy(r, attack, e)  # noqa: E731
+        grid = common_eps(two, eight)
+        where = [e for e in grid if drop(two, e) <= 0.10 <= 0.30 <= drop(eight, e)]
+        evidence = (f"full precision: at ε={', '.join(_eps_label(e, dataset) for e in where)} the 2-bit model stays "
+                    "within 10 points of clean while the 8-bit one loses ≥ 30 points" if where else
+                    f"no ε of {', '.join(_eps_label(e, dataset) for e in grid)} where 2-bit stays within 10 points of "
+                    "clean while 8-bit loses ≥ 30")
+        beyond = [e for e in grid if drop(two, e) > 0.5]
         if beyond:
             evidence += f"; from ε={_eps_label(beyond[0], dataset)} the 2-bit model loses more than 50 points too"
-        claims.append(("2-bit inputs keep FGSM accuracy close to clean accuracy over a range of ε where 8-bit inputs "
-                       "collapse", _verdict(bool(where)), evidence))
+        claims.append(("2-bit inputs keep accuracy close to clean accuracy over a range of ε where 8-bit inputs "
+                       "collapse", name, _verdict(bool(where)), evidence))
     bnn, full = _find(results, "bnn", 8, False), _find(results, "full", 8, False)
-    if bnn and full and arch in ("fcn1", "fcn2"):
-        better = _at(bnn, small) > _at(full, small) + 0.02  # "beats": by more than 2 points
+    small = report_eps[0]
+    if bnn and full and arch in ("fcn1", "fcn2") and small in common_eps(bnn, full):
+        better = _accuracy(bnn, attack, small) > _accuracy(full, attack, small) + 0.02  # "beats": by > 2 points
         expected = arch == "fcn1"
         claim = ("BNN beats full precision (by > 2 points) at small ε when capacity is large" if expected else
                  "BNN does not beat full precision (by > 2 points) at small ε when capacity is small")
-        claims.append((f"{arch}: {claim}", _verdict(better == expected),
-                       f"8-bit inputs, FGSM ε={_eps_label(small, dataset)}: BNN {fmt(_at(bnn, small))} vs full "
-                       f"{fmt(_at(full, small))}"))
+        claims.append((f"{arch}: {claim}", name, _verdict(better == expected),
+                       f"8-bit inputs, ε={_eps_label(small, dataset)}: BNN {fmt(_accuracy(bnn, attack, small))} vs "
+                       f"full {fmt(_accuracy(full, attack, small))}"))
     bnn2, adv8 = _find(results, "bnn", 2, False), _find(results, "full", 8, True)
-    if bnn2 and adv8:
-        matches = [_at(bnn2, e) - _at(adv8, e) >= -0.05 for e in list(presets.get(dataset).report_eps)]
+    if bnn2 and adv8 and all(e in common_eps(bnn2, adv8) for e in report_eps):
+        matches = [_accuracy(bnn2, attack, e) - _accuracy(adv8, attack, e) >= -0.05 for e in report_eps]
         verdict = _verdict(all(matches))
         if matches[0] and not all(matches):
-            verdict = f"holds only for ε ≤ {_eps_label(list(presets.get(dataset).report_eps)[matches.index(False) - 1], dataset)}"
+            verdict = f"holds only for ε ≤ {_eps_label(report_eps[matches.index(False) - 1], dataset)}"
         claims.append(("BNN + 2-bit input matches (within 5 points) an adversarially trained full-precision 8-bit model",
-                       verdict,
-                       "FGSM accuracy, BNN 2-bit vs adv-trained full 8-bit: " + ", ".join(
-                           f"ε={_eps_label(e, dataset)}: {fmt(_at(bnn2, e))} vs {fmt(_at(adv8, e))}"
-                           for e in list(presets.get(dataset).report_eps))))
+                       name, verdict, "BNN 2-bit vs adv-trained full 8-bit: " + ", ".join(
+                           f"ε={_eps_label(e, dataset)}: {fmt(_accuracy(bnn2, attack, e))} vs "
+                           f"{fmt(_accuracy(adv8, attack, e))}" for e in report_eps)))
     return claims
 
 
@@ -239,8 +260,9 @@ def write_report(results, path, evaluations=()):
              "Accuracies (%) on real test data. FGSM columns: white-box FGSM, x_adv = clip(x + ε·sign(∇x L), 0, 1), "
              "over the test examples stated for each table. Gradients pass straight through the input "
              "discretization (BPDA, `gradient=identity`). FGSM is a single-step attack, so its numbers are upper "
-             "bounds on robustness. PGD and worst-case columns, where present, come from the robustness report on "
-             "the subset stated below the table. \"+ adv\" is R-FGSM adversarial training (Tramèr et al. 2018) at "
+             "bounds on robustness. PGD, AutoAttack and worst-case columns, where present, come from the robustness "
+             "report on the subset stated below the table; each claim is judged under FGSM and, where every model "
+             "it involves was attacked, under AutoAttack. \"+ adv\" is R-FGSM adversarial training (Tramèr et al. 2018) at "
              "the script's default ε (MNIST: ε=0.3, α=0.15). Generated by `scripts/reproduce_paper.py` from the "
              "runs' `results.json`; the runs themselves (`runs/`) are not committed.", ""]
     order = lambda item: (list(presets.DATASETS).index(item[0][0]), item[0][2].startswith("reduced"), item[0][1])  # noqa: E731
@@ -251,14 +273,15 @@ def write_report(results, path, evaluations=()):
                   f"training time per run {min(r['train_seconds'] for r in group):.0f}–"
                   f"{max(r['train_seconds'] for r in group):.0f} s on this machine (2 CPU cores).", "",
                   "Command: `" + _portable(r0["command"]) + "`", ""]
-        if r0["evaluation_command"]:
-            parts += ["Attacks beyond FGSM added afterwards, without retraining: `" + _portable(r0["evaluation_command"])
-                      + "`", ""]
+        evaluation_commands = sorted({r["evaluation_command"] for r in group if r["evaluation_command"]})
+        if evaluation_commands:
+            parts += ["Attacks beyond FGSM added afterwards, without retraining:", ""]
+            parts += [f"- `{_portable(command)}`" for command in evaluation_commands] + [""]
         parts += [_table(group, dataset), ""]
         claims = _claims(group, dataset, arch)
         if claims:
-            parts += ["| the study's claim | by our numbers | evidence |", "|---|---|---|"]
-            parts += [f"| {c} | {verdict} | {e} |" for c, verdict, e in claims]
+            parts += ["| the study's claim | attack | by our numbers | evidence |", "|---|---|---|---|"]
+            parts += [f"| {c} | {attack} | {verdict} | {e} |" for c, attack, verdict, e in claims]
             parts.append("")
         figure = figures / f"{dataset}_{arch}_{budget.split(':')[0].strip().replace(' ', '_')}.png"
         curves = {f"{_label(r)}, {r['input_bits']}-bit": (r["sweep"]["eps"], r["sweep"]["accuracy"])

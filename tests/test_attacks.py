@@ -247,3 +247,12 @@ def test_apgd_does_not_retrace_when_eps_changes(small_model, batch):
     for eps in (0.0, 0.1, 0.2):
         run(tf.constant(eps))
     assert run.experimental_get_tracing_count() == 1
+
+
+def test_apgd_runs_on_an_empty_batch_and_leaves_fooled_examples_alone(small_model, batch):
+    """The report's cascade may hand an attack no survivors at all, or only fooled ones."""
+    x, y = batch
+    empty = tf.function(lambda x, y: attacks.apgd(small_model, x, 0.1, y=y, n_iter=3, seed=0))(x[:0], y[:0])
+    assert empty.shape == (0, 28, 28, 1)
+    wrong = (np.argmax(small_model(x, training=False), -1) + 1) % 10  # every example already misclassified
+    np.testing.assert_array_equal(attacks.apgd(small_model, x, 0.1, y=wrong, n_iter=3, seed=0).numpy(), x)

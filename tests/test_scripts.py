@@ -53,14 +53,20 @@ def test_evaluate_names_a_missing_model():
     assert "Traceback" not in result.stderr
 
 
-def _fake_run(root, precision, bits, adv, clean, fgsm):
+def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None):
     run_dir = root / "full" / f"mnist_fcn2_{precision}_{bits}b{'_adv' if adv else ''}"
     run_dir.mkdir(parents=True)
     eps = [0.0, 0.1, 0.2, 0.3]
-    (run_dir / "results.json").write_text(json.dumps({
-        "dataset": "mnist", "arch": "fcn2", "precision": precision, "input_bits": bits, "adv_train": adv,
-        "clean_accuracy": clean, "test_examples": 10000, "epochs": 10, "train_seconds": 100.0,
-        "sweep": {"attack": "fgsm", "gradient": "identity", "eps": eps, "accuracy": [clean, *fgsm]}}))
+    result = {"dataset": "mnist", "arch": "fcn2", "precision": precision, "input_bits": bits, "adv_train": adv,
+              "clean_accuracy": clean, "test_examples": 10000, "epochs": 10, "train_seconds": 100.0,
+              "sweep": {"attack": "fgsm", "gradient": "identity", "eps": eps, "accuracy": [clean, *fgsm]}}
+    if autoattack:
+        curve = {"eps": eps[1:], "accuracy": autoattack}
+        result.update(attacks={"fgsm": {"eps": eps[1:], "accuracy": fgsm}, "autoattack": curve}, worst_case=curve,
+                      robustness={"examples": 1000, "pgd_steps": 20, "pgd_restarts": 5, "autoattack": {
+                          "version": "standard", "stages": ["apgd-ce", "apgd-t", "square"], "apgd_iterations": 100,
+                          "square_queries": 5000}})
+    (run_dir / "results.json").write_text(json.dumps(result))
     (run_dir / "budget.json").write_text(json.dumps({"budget": "full: 10 epochs", "command": "reproduce"}))
 
 
@@ -68,18 +74,22 @@ def test_report_tables_and_claims_from_results(tmp_path):
     _fake_run(tmp_path, "full", 8, False, 0.98, [0.30, 0.05, 0.01])
     _fake_run(tmp_path, "full", 2, False, 0.97, [0.96, 0.95, 0.20])
     _fake_run(tmp_path, "bnn", 8, False, 0.96, [0.20, 0.03, 0.01])
-    _fake_run(tmp_path, "bnn", 2, False, 0.95, [0.94, 0.93, 0.10])
-    _fake_run(tmp_path, "full", 8, True, 0.98, [0.90, 0.85, 0.80])
+    _fake_run(tmp_path, "bnn", 2, False, 0.95, [0.94, 0.93, 0.10], autoattack=[0.78, 0.50, 0.0])
+    _fake_run(tmp_path, "full", 8, True, 0.98, [0.90, 0.85, 0.80], autoattack=[0.85, 0.60, 0.10])
     report = tmp_path / "REPORT.md"
     result = _script("reproduce_paper.py", "--report_only", f"--output_dir={tmp_path}", f"--report={report}")
     assert result.returncode == 0, result.stderr[-2000:]
     text = report.read_text()
     assert "| full | 8-bit | 98.0 | 30.0 | 5.0 | 1.0 |" in text
-    assert ("| 2-bit inputs keep FGSM accuracy close to clean accuracy over a range of ε where 8-bit inputs collapse | "
-            "holds | full precision: at ε=0.1, 0.2 the 2-bit model" in text)
-    assert "| fcn2: BNN does not beat full precision (by > 2 points) at small ε when capacity is small | holds |" in text
-    assert ("| BNN + 2-bit input matches (within 5 points) an adversarially trained full-precision 8-bit model | "
-            "holds only for ε ≤ 0.2 |" in text)  # at ε=0.3: 10% vs 80%
+    assert ("| 2-bit inputs keep accuracy close to clean accuracy over a range of ε where 8-bit inputs collapse | "
+            "FGSM | holds | full precision: at ε=0.1, 0.2 the 2-bit model" in text)
+    assert ("| fcn2: BNN does not beat full precision (by > 2 points) at small ε when capacity is small | FGSM | holds |"
+            in text)
+    claim = "| BNN + 2-bit input matches (within 5 points) an adversarially trained full-precision 8-bit model |"
+    assert f"{claim} FGSM | holds only for ε ≤ 0.2 |" in text  # at ε=0.3: 10% vs 80%
+    assert f"{claim} AutoAttack | does not hold | BNN 2-bit vs adv-trained full 8-bit: ε=0.1: 78.0% vs 85.0%" in text
+    assert "| bnn | 2-bit | 95.0 | 94.0 | 93.0 | 10.0 | 78.0 | 50.0 | 0.0 |" in text  # FGSM, then AutoAttack
+    assert "AutoAttack standard (apgd-ce → apgd-t → square" in text
     assert (tmp_path / "docs" / "mnist_fcn2_full.png").is_file()
 
 

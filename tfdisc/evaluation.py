@@ -192,17 +192,18 @@ BLACK_BOX = ("square", "transfer")
 DEFAULT_ATTACKS = ("fgsm", "pgd", "autoattack")
 # AutoAttack (Croce & Hein 2020) as a cascade: each stage attacks only the examples that survived the ones before.
 AUTOATTACK_VERSIONS = {"standard": ("apgd-ce", "apgd-t", "square"), "fast": ("apgd-ce", "apgd-dlr")}
-AUTOATTACK_SETTINGS = {"apgd_iterations": 100, "apgd_restarts": 1, "apgd_target_classes": 9, "square_queries": 5000}
+AUTOATTACK_SETTINGS = {"apgd_iterations": 100, "apgd_restarts": 1, "apgd_target_classes": 9, "square_queries": 5000,
+                       "square_p_init": 0.8}
 
 
-def _attack_fn(name, model, surrogate, *, pgd_steps, restarts, square_queries, seed, num_classes):
+def _attack_fn(name, model, surrogate, *, pgd_steps, restarts, square_queries, seed, num_classes, p_init=0.05):
     """fn(x, y, eps, fgsm_direction) -> adversarial batch in [0, 1] for the attack `name`; eps is a tensor."""
     makers = {
         "fgsm": lambda x, y, eps, direction: x + eps * direction,  # the direction is shared across eps
         "pgd": lambda x, y, eps, _: attacks_lib.projected_gradient_descent(
             model, x, eps, 2.5 * eps / pgd_steps, pgd_steps, y=y, seed=seed, n_restarts=restarts),
         "square": lambda x, y, eps, _: attacks_lib.square_attack(model, x, eps, y=y, n_queries=square_queries,
-                                                                 seed=seed),
+                                                                 p_init=p_init, seed=seed),
         "apgd-ce": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, n_restarts=restarts, seed=seed),
         "apgd-dlr": lambda x, y, eps, _: attacks_lib.apgd(model, x, eps, y=y, loss="dlr", n_restarts=restarts,
                                                           seed=seed),
@@ -227,8 +228,8 @@ class RobustnessReport:
     iterations, `pgd_restarts` restarts); "apgd-t" (targeted DLR, 9 targets); "square" (gradient-free,
     `square_queries`); "transfer" (FGSM crafted on `surrogate`, evaluated on the model) each run on
     every example. "autoattack" runs AutoAttack's cascade, each stage only on the examples still
-    classified correctly: `version="standard"` is APGD-CE, APGD-T (9 targets), Square (5000 queries),
-    all with one restart; `version="fast"` is APGD-CE then APGD-DLR. It leaves out the reference's
+    classified correctly: `version="standard"` is APGD-CE, APGD-T (9 targets), Square (5000 queries,
+    p_init 0.8 as in the reference), all with one restart; `version="fast"` is APGD-CE then APGD-DLR. It leaves out the reference's
     FAB-T, which Croce & Hein report never lowers the standard version's robust accuracy by more than
     0.1 points. The checks follow Carlini et al. 2019, plus a per-example one: examples that survive
     every gradient attack but fall to a gradient-free or transfer attack. A failed check is
@@ -266,7 +267,8 @@ class RobustnessReport:
                                               square_queries=square_queries, **options))
                             for name in attacks if name != "autoattack"]
         self._stages = [(name, _attack_fn(name, self.model, None, restarts=AUTOATTACK_SETTINGS["apgd_restarts"],
-                                          square_queries=AUTOATTACK_SETTINGS["square_queries"], **options))
+                                          square_queries=AUTOATTACK_SETTINGS["square_queries"],
+                                          p_init=AUTOATTACK_SETTINGS["square_p_init"], **options))
                         for name in (AUTOATTACK_VERSIONS[version] if "autoattack" in attacks else ())]
         self._batch_counts = tf.function(self._counts, reduce_retracing=True)
 
