@@ -97,11 +97,18 @@ def _at(result, eps):
 
 
 def _portable(command):
-    """A recorded command as run from the repository root: relative paths, no --report, quoted --budget."""
-    command = command if command.startswith("python") else "python " + command
-    command = command.replace(str(ROOT.parent / "shared"), "../shared").replace(str(ROOT) + "/", "")
-    command = re.sub(r" --report=\S+", "", command)
-    return re.sub(r"--budget=([^'\"].*?)(?= --|$)", lambda m: f"--budget={shlex.quote(m.group(1))}", command)
+    """A recorded command as run from the repository root: relative paths, no --report, flag values quoted."""
+    args = shlex.split(command)
+    if args and args[0] != "python":
+        args.insert(0, "python")
+    words = []
+    for arg in args:
+        if arg.startswith("--report="):
+            continue
+        arg = arg.replace(str(ROOT.parent / "shared"), "../shared").replace(str(ROOT) + "/", "")
+        name, equals, value = arg.partition("=")
+        words.append(f"{name}={shlex.quote(value)}" if arg.startswith("--") and equals else shlex.quote(arg))
+    return " ".join(words)
 
 
 def _eps_label(eps, dataset):
@@ -222,74 +229,113 @@ def _claims_under(results, dataset, arch, attack):
     return claims
 
 
-def _evaluation_section(evaluations):
-    """Markdown for scripts/evaluate.py reports: attacks × ε, worst case, checks."""
-    parts = ["## Robustness reports: is the robustness real?", "",
-             "Made by `scripts/evaluate.py` (each with its command). `gradient` is how the input discretization "
-             "passes gradients to the white-box attacks: `identity` is straight-through (BPDA); `zero` is the true "
-             "derivative of the quantizer, which masks gradients. PGD uses a random start and step 2.5·ε/steps; "
-             "Square is gradient-free; transfer is FGSM crafted on the surrogate.", ""]
+def _evaluation_subsections(evaluations):
+    """{command: markdown} for scripts/evaluate.py reports: attacks × ε, worst case, checks."""
+    subsections = {}
     for ev in evaluations:
         names = list(ev["attacks"])
         settings = ev["settings"]
-        parts += [f"### {Path(ev['model']).name} ({ev['name']}), gradient = {ev['gradient']}", "",
-                  f"{ev['examples']} {ev['dataset']} test examples; clean accuracy {100 * ev['clean_accuracy']:.1f}%; "
-                  f"PGD {settings['pgd_steps']} steps × {settings['pgd_restarts']} restart(s); Square "
-                  f"{settings['square_queries']} queries; "
-                  + (f"{_setting(settings, 'autoattack')}; " if "autoattack" in ev["attacks"] else "")
-                  + f"surrogate `{ev.get('surrogate')}`; "
-                  f"{ev['seconds']:.0f} s on this machine (2 CPU cores).", "",
-                  "Command: `" + _portable(ev.get("command", "")) + "`", "",
-                  "| ε | " + " | ".join(names) + " | worst case |", "|---|" + "---|" * (len(names) + 1)]
+        command = _portable(ev.get("command", ""))
+        parts = [f"### {Path(ev['model']).name} ({ev['name']}), gradient = {ev['gradient']}", "",
+                 f"{ev['examples']} {ev['dataset']} test examples; clean accuracy {100 * ev['clean_accuracy']:.1f}%; "
+                 f"PGD {settings['pgd_steps']} steps × {settings['pgd_restarts']} restart(s); Square "
+                 f"{settings['square_queries']} queries; "
+                 + (f"{_setting(settings, 'autoattack')}; " if "autoattack" in ev["attacks"] else "")
+                 + f"surrogate `{ev.get('surrogate')}`; {ev['seconds']:.0f} s on this machine (2 CPU cores).", "",
+                 f"Command: `{command}`", "",
+                 "| ε | " + " | ".join(names) + " | worst case |", "|---|" + "---|" * (len(names) + 1)]
         for i, e in enumerate(ev["eps"]):
             parts.append(f"| {_eps_label(e, ev['dataset'])} | " + " | ".join(
                 f"{100 * ev['attacks'][n]['accuracy'][i]:.1f}" for n in names)
                 + f" | {100 * ev['worst_case']['accuracy'][i]:.1f} |")
         parts += ["", "| check | result | detail |", "|---|---|---|"]
         parts += [f"| {c['check']} | {'pass' if c['passed'] else '**FAIL**'} | {c['detail']} |" for c in ev["checks"]]
-        parts += ["", f"Verdict: {'possible gradient masking' if ev['masking_suspected'] else 'no sign of gradient masking'}.", ""]
-    return parts
+        verdict = "possible gradient masking" if ev["masking_suspected"] else "no sign of gradient masking"
+        subsections[command] = "\n".join(parts + ["", f"Verdict: {verdict}.", ""])
+    return subsections
+
+
+KEPT_NOTE = "*Kept from an earlier generation of this report: its runs are not on the machine that wrote this one.*"
+GROUP_HEADING = re.compile(r"^## (\S+) · (\S+) · budget: (.*)$")
+EVALUATIONS_HEADING = "## Robustness reports: is the robustness real?"
+
+
+def _earlier_sections(path):
+    """An existing report's group sections {(dataset, arch, budget): text} and evaluation subsections {command: text}.
+
+    A report gathers runs made on several machines: sections whose runs are not here are kept.
+    """
+    groups, evaluations = {}, {}
+    if not Path(path).exists():
+        return groups, evaluations
+    for section in re.split(r"(?m)^(?=## )", Path(path).read_text())[1:]:
+        heading, _, body = section.partition("\n")
+        match = GROUP_HEADING.match(heading)
+        if match:
+            groups[match.groups()] = section
+        elif heading == EVALUATIONS_HEADING:
+            evaluations.update({re.search(r"(?m)^Command: `(.*)`$", part).group(1): part
+                                for part in re.split(r"(?m)^(?=### )", body)[1:]})
+    return groups, evaluations
+
+
+def _kept(section):
+    heading, _, body = section.rstrip().partition("\n")
+    return section.rstrip() + "\n" if KEPT_NOTE in body else f"{heading}\n\n{KEPT_NOTE}\n{body}\n"
+
+
+def _group_section(dataset, arch, budget, group, figures, root):
+    r0 = group[0]
+    parts = [f"## {dataset} · {arch} · budget: {budget}", "",
+             f"{r0['epochs']} epochs, {r0['test_examples']} test examples, "
+             f"training time per run {min(r['train_seconds'] for r in group):.0f}–"
+             f"{max(r['train_seconds'] for r in group):.0f} s on this machine (2 CPU cores).", "",
+             "Command: `" + _portable(r0["command"]) + "`", ""]
+    evaluation_commands = sorted({r["evaluation_command"] for r in group if r["evaluation_command"]})
+    if evaluation_commands:
+        parts += ["Attacks beyond FGSM added afterwards, without retraining:", ""]
+        parts += [f"- `{_portable(command)}`" for command in evaluation_commands] + [""]
+    parts += [_table(group, dataset), ""]
+    claims = _claims(group, dataset, arch)
+    if claims:
+        parts += ["| the study's claim | attack | by our numbers | evidence |", "|---|---|---|---|"]
+        parts += [f"| {c} | {attack} | {verdict} | {e} |" for c, attack, verdict, e in claims]
+        parts.append("")
+    figure = figures / f"{dataset}_{arch}_{budget.split(':')[0].strip().replace(' ', '_')}.png"
+    curves = {f"{_label(r)}, {r['input_bits']}-bit": (r["sweep"]["eps"], r["sweep"]["accuracy"])
+              for r in sorted(group, key=lambda r: (_label(r), -r["input_bits"]))}
+    plotting.plot_accuracy_vs_eps(curves, str(figure), f"{dataset} {arch}: FGSM (BPDA) accuracy vs ε")
+    return "\n".join(parts + [f"![{dataset} {arch}]({figure.relative_to(root)})", ""])
 
 
 def write_report(results, path, evaluations=()):
     groups = collections.defaultdict(list)
     for r in results:
         groups[(r["dataset"], r["arch"], r["budget"])].append(r)
-    figures = Path(path).parent / "docs"
+    earlier_groups, earlier_evaluations = _earlier_sections(path)
+    root = Path(path).parent
+    sections = {key: _kept(text) for key, text in earlier_groups.items()}
+    sections.update({key: _group_section(*key, group, root / "docs", root) for key, group in groups.items()})
     parts = ["# Reproduction report", "",
              "Accuracies (%) on real test data. FGSM columns: white-box FGSM, x_adv = clip(x + ε·sign(∇x L), 0, 1), "
              "over the test examples stated for each table. Gradients pass straight through the input "
              "discretization (BPDA, `gradient=identity`). FGSM is a single-step attack, so its numbers are upper "
              "bounds on robustness. PGD, AutoAttack and worst-case columns, where present, come from the robustness "
              "report on the subset stated below the table; each claim is judged under FGSM and, where every model "
-             "it involves was attacked, under AutoAttack. \"+ adv\" is R-FGSM adversarial training (Tramèr et al. 2018) at "
-             "the script's default ε (MNIST: ε=0.3, α=0.15). Generated by `scripts/reproduce_paper.py` from the "
-             "runs' `results.json`; the runs themselves (`runs/`) are not committed.", ""]
-    order = lambda item: (list(presets.DATASETS).index(item[0][0]), item[0][2].startswith("reduced"), item[0][1])  # noqa: E731
-    for (dataset, arch, budget), group in sorted(groups.items(), key=order):
-        r0 = group[0]
-        parts += [f"## {dataset} · {arch} · budget: {budget}", "",
-                  f"{r0['epochs']} epochs, {r0['test_examples']} test examples, "
-                  f"training time per run {min(r['train_seconds'] for r in group):.0f}–"
-                  f"{max(r['train_seconds'] for r in group):.0f} s on this machine (2 CPU cores).", "",
-                  "Command: `" + _portable(r0["command"]) + "`", ""]
-        evaluation_commands = sorted({r["evaluation_command"] for r in group if r["evaluation_command"]})
-        if evaluation_commands:
-            parts += ["Attacks beyond FGSM added afterwards, without retraining:", ""]
-            parts += [f"- `{_portable(command)}`" for command in evaluation_commands] + [""]
-        parts += [_table(group, dataset), ""]
-        claims = _claims(group, dataset, arch)
-        if claims:
-            parts += ["| the study's claim | attack | by our numbers | evidence |", "|---|---|---|---|"]
-            parts += [f"| {c} | {attack} | {verdict} | {e} |" for c, attack, verdict, e in claims]
-            parts.append("")
-        figure = figures / f"{dataset}_{arch}_{budget.split(':')[0].strip().replace(' ', '_')}.png"
-        curves = {f"{_label(r)}, {r['input_bits']}-bit": (r["sweep"]["eps"], r["sweep"]["accuracy"])
-                  for r in sorted(group, key=lambda r: (_label(r), -r["input_bits"]))}
-        plotting.plot_accuracy_vs_eps(curves, str(figure), f"{dataset} {arch}: FGSM (BPDA) accuracy vs ε")
-        parts += [f"![{dataset} {arch}]({figure.relative_to(Path(path).parent)})", ""]
-    if evaluations:
-        parts += _evaluation_section(evaluations)
+             "it involves was attacked, under AutoAttack. \"+ adv\" is R-FGSM adversarial training (Tramèr et al. "
+             "2018) at the script's default ε (MNIST: ε=0.3, α=0.15). Generated by `scripts/reproduce_paper.py` from "
+             "the runs' `results.json`; the runs themselves (`runs/`) are not committed.", ""]
+    order = lambda key: (list(presets.DATASETS).index(key[0]), key[2].startswith("reduced"), key[1])  # noqa: E731
+    parts += [sections[key] for key in sorted(sections, key=order)]
+    subsections = {k: _kept(v) for k, v in earlier_evaluations.items()}
+    subsections.update(_evaluation_subsections(evaluations))
+    if subsections:
+        parts += [EVALUATIONS_HEADING, "",
+                  "Made by `scripts/evaluate.py` (each with its command). `gradient` is how the input discretization "
+                  "passes gradients to the white-box attacks: `identity` is straight-through (BPDA); `zero` is the "
+                  "true derivative of the quantizer, which masks gradients. PGD uses a random start and step "
+                  "2.5·ε/steps; Square is gradient-free; transfer is FGSM crafted on the surrogate.", ""]
+        parts += list(subsections.values())
     if FLAGS.notes and os.path.exists(FLAGS.notes):
         parts += [Path(FLAGS.notes).read_text()]
     files.write_text_atomic(path, "\n".join(parts))

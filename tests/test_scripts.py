@@ -77,6 +77,9 @@ def test_report_tables_and_claims_from_results(tmp_path):
     _fake_run(tmp_path, "bnn", 2, False, 0.95, [0.94, 0.93, 0.10], autoattack=[0.78, 0.50, 0.0])
     _fake_run(tmp_path, "full", 8, True, 0.98, [0.90, 0.85, 0.80], autoattack=[0.85, 0.60, 0.10])
     report = tmp_path / "REPORT.md"
+    report.write_text("# Reproduction report\n\n## mnist · fcn1 · budget: reduced: 1 epoch\n\n| full | 8-bit | 94.3 |\n\n"
+                      "## Robustness reports: is the robustness real?\n\nintro\n\n### fcn2_full_2b, gradient = zero\n\n"
+                      "Command: `python scripts/evaluate.py --model=m`\n\n| 0.3 | 98.2 |\n\n## What the numbers say\n")
     result = _script("reproduce_paper.py", "--report_only", f"--output_dir={tmp_path}", f"--report={report}")
     assert result.returncode == 0, result.stderr[-2000:]
     text = report.read_text()
@@ -90,6 +93,10 @@ def test_report_tables_and_claims_from_results(tmp_path):
     assert f"{claim} AutoAttack | does not hold | BNN 2-bit vs adv-trained full 8-bit: ε=0.1: 78.0% vs 85.0%" in text
     assert "| bnn | 2-bit | 95.0 | 94.0 | 93.0 | 10.0 | 78.0 | 50.0 | 0.0 |" in text  # FGSM, then AutoAttack
     assert "AutoAttack standard (apgd-ce → apgd-t → square" in text
+    kept = "## mnist · fcn1 · budget: reduced: 1 epoch\n\n*Kept from an earlier generation of this report"
+    assert kept in text and "| full | 8-bit | 94.3 |" in text  # no fcn1 runs here: the earlier section stays
+    assert "### fcn2_full_2b, gradient = zero\n\n*Kept from an earlier" in text and "| 0.3 | 98.2 |" in text
+    assert text.count("*Kept from") == 2 and text.index("## mnist · fcn2") < text.index("## mnist · fcn1")
     assert (tmp_path / "docs" / "mnist_fcn2_full.png").is_file()
 
 
