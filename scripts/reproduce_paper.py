@@ -120,7 +120,9 @@ def _label(result):
 
 
 def _attack_at(result, name, eps):
-    curve = result.get("worst_case") if name == "worst" else result.get("attacks", {}).get(name)
+    """A report's accuracy under attack `name` at `eps`; "worst" only where more than one attack ran."""
+    several = len(result.get("attacks", {})) > 1
+    curve = (result.get("worst_case") if several else None) if name == "worst" else result.get("attacks", {}).get(name)
     if not curve:
         return None
     return next((a for e, a in zip(curve["eps"], curve["accuracy"]) if abs(e - eps) < 1e-6), None)
