@@ -172,8 +172,8 @@ def test_diverged_weights_are_named_not_blamed_on_the_input(trained_fcn, mnist_s
 @pytest.mark.slow
 def test_report_runs_apgd_and_it_is_at_least_as_strong_as_fgsm(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
-    report = evaluation.robustness_report(trained_fcn, (x[:200], y[:200]), [0.0, 0.05],
-                                          attacks=("fgsm", "apgd-ce", "apgd-t"), seed=0)
+    report = evaluation.robustness_report(trained_fcn, (x[:100], y[:100]), [0.0, 0.05],
+                                          attacks=("fgsm", "apgd-ce", "apgd-t"), pgd_restarts=1, seed=0)
     fgsm, apgd_ce, apgd_t = (report["attacks"][name]["accuracy"] for name in ("fgsm", "apgd-ce", "apgd-t"))
     assert fgsm[0] == apgd_ce[0] == apgd_t[0] == report["clean_accuracy"]
     assert apgd_ce[1] <= fgsm[1] and apgd_t[1] <= fgsm[1]
@@ -211,13 +211,12 @@ def test_autoattack_cascade_attacks_only_the_survivors(trained_fcn, mnist_small)
 
 def test_standard_autoattack_is_at_least_as_strong_as_its_first_stage_alone(trained_fcn, mnist_small):
     _, _, x, y = mnist_small
-    result = evaluation.robustness_report(trained_fcn, (x[:100], y[:100]), [0.0, 0.08], ("apgd-ce", "autoattack"),
+    result = evaluation.robustness_report(trained_fcn, (x[:60], y[:60]), [0.08], ("apgd-ce", "autoattack"),
                                           pgd_restarts=1)
     after = result["attacks"]["autoattack"]["after"]
     assert list(after) == ["apgd-ce", "apgd-t", "square"] and result["settings"]["autoattack"]["square_queries"] == 5000
-    assert after["square"][1] <= after["apgd-t"][1] <= after["apgd-ce"][1] <= result["clean_accuracy"]
-    assert after["apgd-ce"][0] == after["square"][0] == result["clean_accuracy"]
-    assert result["attacks"]["autoattack"]["accuracy"][1] <= result["attacks"]["apgd-ce"]["accuracy"][1] + 0.02
+    assert after["square"][0] <= after["apgd-t"][0] <= after["apgd-ce"][0] < result["clean_accuracy"]
+    assert result["attacks"]["autoattack"]["accuracy"][0] <= result["attacks"]["apgd-ce"]["accuracy"][0] + 0.02
     assert "AutoAttack (standard)" in "\n".join(evaluation.report_lines(result))
 
 

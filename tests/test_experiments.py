@@ -47,9 +47,9 @@ def run_script(dataset, **overrides):
 def test_every_script_runs_one_epoch_on_mock_data(tmp_path, name, precision):
     (tmp_path / "tfds").mkdir()
     with tfds.testing.mock_data(num_examples=8):
-        results, run_dir = run_script(
+        results, run_dir = run_script(  # no XLA for the CIFAR nets: compiling their steps costs more than it saves
             SCRIPTS[name], precision=precision, epochs=1, batch_size=4, input_bits=2, adv_train=True,
-            train_examples=8, test_examples=8,
+            train_examples=8, test_examples=8, jit_compile=name not in ("cifar10", "cifar100"),
             data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "runs"), sweep_eps="0,8/255", export=False)
     assert results["dataset"] == SCRIPTS[name] and results["precision"] == precision
     assert results["test_examples"] == 8 and len(results["sweep"]["accuracy"]) == 2
@@ -80,7 +80,8 @@ def test_fcn2_on_real_mnist_with_2bit_inputs(tmp_path):
 
 def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     common_flags = dict(arch="fcn2", adv_train=True, train_examples=2000, test_examples=500, batch_size=100,
-                        data_dir=str(require_data().parent), output_dir=str(tmp_path), export=False, sweep_eps="0,0.1,0.2")
+                        data_dir=str(require_data().parent), output_dir=str(tmp_path), export=False, sweep_eps="0,0.1,0.2",
+                        jit_compile=False)  # resuming under XLA: test_a_kill_at_any_point_then_resume...
     straight, _ = run_script(mnist, epochs=2, run_name="straight", **common_flags)
     first, run_dir = run_script(mnist, epochs=1, run_name="resumed", **common_flags)
     resumed, _ = run_script(mnist, epochs=2, run_name="resumed", resume=True, **common_flags)
@@ -94,7 +95,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
 
 def test_robustness_report_flags_a_masked_discretization(tmp_path):
     base = dict(arch="fcn2", epochs=1, train_examples=2000, test_examples=300, data_dir=str(require_data().parent),
-                output_dir=str(tmp_path), sweep_every=0, sweep_eps="0,0.1,0.3,0.5")
+                output_dir=str(tmp_path), sweep_every=0, sweep_eps="0,0.1,0.3,0.5", jit_compile=False)
     _, surrogate = run_script(mnist, run_name="surrogate", **base)
     results, run_dir = run_script(mnist, run_name="masked", input_bits=2, gradient="zero", export=False,
                                   attacks=["fgsm", "pgd", "square", "transfer"], surrogate=str(surrogate),
@@ -190,7 +191,9 @@ def test_bad_flags_exit_with_one_clear_line(tmp_path, args, message):
     assert not [line for line in result.stderr.splitlines() if line.startswith(("E0000", "W0000", "I0000"))]
 
 
-SHORT = dict(arch="fcn2", train_examples=600, test_examples=200, batch_size=100, export=False, sweep_eps="0,0.1")
+# Graph mode, except where a run is compared with `uninterrupted` (XLA, the scripts' default): compiling costs more here.
+SHORT = dict(arch="fcn2", train_examples=600, test_examples=200, batch_size=100, export=False, sweep_eps="0,0.1",
+             jit_compile=False)
 
 
 class Killed(BaseException):
@@ -256,14 +259,14 @@ def _save_without_updating_the_state_file(manager, original, *args, **kwargs):
 def uninterrupted(tmp_path_factory):
     """Two epochs of a short adversarial run, uninterrupted: what every interrupted one must end as."""
     return run_script(mnist, epochs=2, run_name="straight", **_short(tmp_path_factory.mktemp("uninterrupted"),
-                                                                     adv_train=True, export=True))[0]
+                                                                     adv_train=True, export=True, jit_compile=True))[0]
 
 
 @pytest.mark.parametrize("point", ["after_history_row", "in_checkpoint_save", "in_export"])
 def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path, point, uninterrupted):
     from tfdisc import callbacks, files
 
-    run, straight = _short(tmp_path, adv_train=True, export=True), uninterrupted
+    run, straight = _short(tmp_path, adv_train=True, export=True, jit_compile=True), uninterrupted
     with pytest.MonkeyPatch.context() as patch:
         if point == "after_history_row":  # CSVLogger wrote epoch 2's row; the checkpoint comes next
             _kill_in_epoch(patch, callbacks.EpochCheckpoint, "on_epoch_end", epoch=2)
@@ -296,7 +299,7 @@ def test_ctrl_c_names_the_epoch_and_step_and_resume_continues(tmp_path, uninterr
             if self.model.optimizer.iterations.numpy() == 6 + 3:  # 6 steps an epoch: epoch 2, step 3
                 raise KeyboardInterrupt
 
-    run = _short(tmp_path, adv_train=True, export=True)
+    run = _short(tmp_path, adv_train=True, export=True, jit_compile=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(callbacks, "EpochTimer", InterruptedTimer)
         with pytest.raises(KeyboardInterrupt, match=r"Interrupted at epoch 2, step 3\. Epochs 1..1 are checkpointed"):
