@@ -229,8 +229,8 @@ class RobustnessReport:
     `square_queries`); "transfer" (FGSM crafted on `surrogate`, evaluated on the model) each run on
     every example. "autoattack" runs AutoAttack's cascade, each stage only on the examples still
     classified correctly: `version="standard"` is APGD-CE, APGD-T (9 targets), Square (5000 queries,
-    p_init 0.8 as in the reference), all with one restart; `version="fast"` is APGD-CE then APGD-DLR. It leaves out the reference's
-    FAB-T, which Croce & Hein report never lowers the standard version's robust accuracy by more than
+    p_init 0.8 as in the reference), all with one restart; `version="fast"` is APGD-CE then APGD-DLR.
+    It leaves out the reference's FAB-T, which Croce & Hein report never lowers the standard version's robust accuracy by more than
     0.1 points. The checks follow Carlini et al. 2019, plus a per-example one: examples that survive
     every gradient attack but fall to a gradient-free or transfer attack. A failed check is
     reported as possible gradient masking.
@@ -256,7 +256,6 @@ class RobustnessReport:
         self.model = model if gradient is None else with_input_gradient(model, gradient)
         self.num_classes = int(self.model.output_shape[-1])
         self.attacks = attacks
-        self.version = version
         self.settings = {"pgd_steps": pgd_steps, "pgd_restarts": pgd_restarts, "square_queries": square_queries,
                          "transfer": "fgsm on surrogate" if "transfer" in attacks else None, "seed": seed}
         if "autoattack" in attacks:
@@ -326,9 +325,10 @@ class RobustnessReport:
         progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", _chunk_size(data)[1])
         # One trace for any batch size and number of ε: calls below match this relaxed signature.
         self._batch_counts.get_concrete_function(*data.element_spec, tf.TensorSpec([None], tf.float32))
+        eps_tensor = tf.constant(eps, tf.float32)
         with checks.clear_errors():
             for x, y in data:
-                batch_totals, batch_per_eps = self._batch_counts(x, y, tf.constant(eps, tf.float32))
+                batch_totals, batch_per_eps = self._batch_counts(x, y, eps_tensor)
                 totals, per_eps = totals + batch_totals.numpy(), per_eps + batch_per_eps.numpy()
                 _check_finite_logits(int(totals[1]), int(totals[3]))
                 batches += 1
