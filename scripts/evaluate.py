@@ -14,6 +14,8 @@ import shlex
 import sys
 
 os.environ.setdefault("TFDISC_QUIET", "1")  # TensorFlow's C++ start-up lines; TFDISC_QUIET=0 shows them
+# TensorFlow's pooling (BFC) CPU allocator: read once, at start; 1.1-2x faster steps (scripts/benchmark_training.py)
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 from absl import app, flags  # noqa: E402
 

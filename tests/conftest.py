@@ -1,7 +1,10 @@
-"""Shared fixtures. Two logical CPUs are configured before TensorFlow initializes, for MirroredStrategy."""
+"""Shared fixtures and hooks. In every process that runs tests, two logical CPUs are configured before
+TensorFlow initializes, for MirroredStrategy; pytest-xdist's controller, which runs none, never loads it."""
 
 import ctypes
 import gc
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,17 +12,40 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
 
-import tfdisc  # noqa: E402,F401  (selects legacy Keras before TensorFlow loads it)
-import tensorflow as tf  # noqa: E402
-
 from helpers import load_mnist  # noqa: E402
 
+ISOLATED_CHILD = "TFDISC_TEST_ISOLATED"
 _libc = ctypes.CDLL("libc.so.6")
-_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def pytest_configure(config):
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # the xdist controller: TensorFlow would cost it 0.6 GiB for nothing
+    import tfdisc  # noqa: F401  (selects legacy Keras before TensorFlow loads it)
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run a test marked `isolated` in a child pytest: the memory of its models goes when the child ends."""
+    if pyfuncitem.get_closest_marker("isolated") is None or os.environ.get(ISOLATED_CHILD):
+        return None
+    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                            pyfuncitem.nodeid], cwd=pyfuncitem.config.rootpath,
+                           env={**os.environ, ISOLATED_CHILD: "1"}, capture_output=True, text=True)
+    if child.returncode != 0 or "1 passed" not in child.stdout:
+        pytest.fail(f"{pyfuncitem.nodeid} failed in its own process:\n{child.stdout[-4000:]}\n{child.stderr[-2000:]}",
+                    pytrace=False)
+    return True
+
 
 @pytest.fixture(autouse=True)
 def fresh_session():
+    import tensorflow as tf
+
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
     yield
@@ -36,6 +62,8 @@ def mnist_small():
 def trained_fcn(mnist_small):
     """A small full-precision FCN trained briefly on real MNIST (about 90% test accuracy)."""
     from tfdisc import models
+
+    import tensorflow as tf
 
     x, y, _, _ = mnist_small
     tf.keras.utils.set_random_seed(0)

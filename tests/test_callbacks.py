@@ -2,12 +2,11 @@ import csv
 import json
 import math
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfdisc import evaluation, models
-from tfdisc.callbacks import EpsilonSweep
+from tfdisc.callbacks import EpsilonSweep, ProgressLog
 from tfdisc.training import AdversarialModel
 
 EPS = [0.0, 0.1, 0.3]
@@ -49,3 +48,16 @@ def test_bad_arguments_raise(mnist_small):
         EpsilonSweep((x, y), EPS, every_n_epochs=0)
     with pytest.raises(ValueError, match=r"eps values must be finite and lie in \[0, 1\]"):
         EpsilonSweep((x, y), [-1.0])
+
+
+def test_progress_log_gives_epoch_and_run_eta(mnist_small, caplog):
+    x, y, _, _ = mnist_small
+    model = _model()
+    with caplog.at_level("INFO", logger="tfdisc.progress"):
+        model.fit(x[:500], y[:500], batch_size=100, epochs=3, verbose=0, callbacks=[ProgressLog(interval=0)])
+    lines = [r.getMessage() for r in caplog.records]
+    first_epoch = [line for line in lines if line.startswith("Epoch 1: ")]
+    assert first_epoch[0].startswith("Epoch 1: 1/5 steps") and "run ETA" in first_epoch[0]
+    assert first_epoch[0].endswith("2 epoch(s) after this one")
+    assert any(line.startswith("Epoch 3: 5/5 steps") and line.endswith("0 epoch(s) after this one") for line in lines)
+    assert any(line.startswith("Training: 3/3 epochs") for line in lines)

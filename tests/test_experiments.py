@@ -1,5 +1,6 @@
 """The experiment scripts end to end: mock TFDS data for every data set, real MNIST, resume, bad flags."""
 
+import csv
 import json
 import os
 import socket
@@ -42,8 +43,10 @@ def run_script(dataset, **overrides):
     return json.loads((run_dir / "results.json").read_text()), run_dir
 
 
-@pytest.mark.parametrize("name, precision", [("mnist", "bnn"), ("fashion_mnist", "full"), ("cifar10", "bnn"),
-                                             ("cifar100", "xnor"), ("imagenet", "xnor")])
+@pytest.mark.parametrize("name, precision", [("mnist", "bnn"), ("fashion_mnist", "full"),
+                                             pytest.param("cifar10", "bnn", marks=pytest.mark.isolated),
+                                             ("cifar100", "xnor"), pytest.param("imagenet", "xnor",
+                                                                                marks=pytest.mark.isolated)])
 def test_every_script_runs_one_epoch_on_mock_data(tmp_path, name, precision):
     (tmp_path / "tfds").mkdir()
     with tfds.testing.mock_data(num_examples=8):
@@ -323,3 +326,40 @@ def test_divergence_stops_with_a_clear_error(tmp_path):
 
     with pytest.raises(TrainingDiverged, match="Training diverged in epoch 1: the loss is nan. Lower the learning rate"):
         run_script(mnist, epochs=2, learning_rate=1e30, optimizer="sgd", **_short(tmp_path))
+
+
+@pytest.mark.parametrize("cpu_flags, policy", [(set(), "float32"), ({"amx_bf16"}, "mixed_bfloat16")])
+def test_mixed_precision_follows_the_cpu_and_is_recorded(tmp_path, caplog, cpu_flags, policy):
+    from tfdisc import cpu
+
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING", logger="tfdisc.cpu"):
+        patch.setattr(cpu, "cpu_flags", lambda: cpu_flags)
+        try:
+            results, run_dir = run_script(mnist, epochs=1, bnn=True, mixed_precision=True, **_short(tmp_path))
+        finally:
+            cpu.set_policy("float32")
+    assert results["compute_policy"] == policy
+    assert json.loads((run_dir / "config.json").read_text())["flags"]["mixed_precision"] is True
+    warnings = [r.getMessage() for r in caplog.records]
+    assert (warnings == []) if policy == "mixed_bfloat16" else ("no bfloat16 instructions" in warnings[0])
+    assert results["clean_accuracy"] > 0.3  # trained, not garbage
+
+
+def test_per_epoch_sweeps_use_a_subset_and_the_final_sweep_every_test_example(tmp_path):
+    from tfdisc import evaluation
+
+    seen = []
+    original = evaluation.FgsmSweep.__call__
+
+    def recording(self, data, eps_values):
+        result = original(self, data, eps_values)
+        seen.append(result["examples"])
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluation.FgsmSweep, "__call__", recording)
+        results, run_dir = run_script(mnist, epochs=2, sweep_examples=50, **_short(tmp_path))
+    assert seen == [50, 50, 200] and results["test_examples"] == 200
+    with open(run_dir / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(0 <= float(row["val_sweep/fgsm/eps=0.1"]) <= 1 for row in rows)

@@ -1,7 +1,6 @@
 """scripts/evaluate.py and scripts/reproduce_paper.py, run as a user would."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +116,19 @@ def test_benchmark_writes_its_tables(tmp_path):
     assert xla["train_speedup"] == pytest.approx(xla["train_off_s"] / xla["train_on_s"])
     markdown = output.with_suffix(".md").read_text()
     assert all(f"### {part}" in markdown for part in ("train", "overhead", "xla", "pipeline"))
+
+
+def test_training_benchmark_profiles_and_compares_settings(tmp_path):
+    output = tmp_path / "training"
+    result = _script("benchmark_training.py", "--models=fcn2_bnn", "--steps=1", "--repeats=1", "--settings=main,new",
+                     f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads(output.with_suffix(".json").read_text())
+    profile, settings = results["parts"]["profile"]["fcn2_bnn"], results["parts"]["settings"]["fcn2_bnn"]
+    assert profile["params"] == 1_563_630 and profile["batch"] == 100
+    assert profile["step_over_limit"] == pytest.approx(profile["step_s"] / profile["limit_s"])
+    assert profile["gflop_per_step"] == pytest.approx(2 * 100 * (3 * (784 * 600 + 3 * 600 * 600 + 6000) - 784 * 600)
+                                                      / 1e9)
+    assert settings["main_eval_batch"] == 100 and settings["new_eval_batch"] == 1000
+    assert settings["new_epoch_speedup"] == pytest.approx(settings["main_epoch_s"] / settings["new_epoch_s"])
+    assert "### settings" in output.with_suffix(".md").read_text()

@@ -16,10 +16,10 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
     run). The sweep runs every `every_n_epochs` epochs (and after the last one); other epochs log
     NaN, so CSVLogger keeps the same columns. Place it before CSVLogger/TensorBoard in the
     callback list. `result` holds the latest sweep; with `path`, it is also written there as
-    JSON, atomically. `gradient` is passed to `tfdisc.evaluation.FgsmSweep`.
+    JSON, atomically. `gradient` and `jit_compile` are passed to `tfdisc.evaluation.FgsmSweep`.
     """
 
-    def __init__(self, data, eps_values, every_n_epochs=1, path=None, gradient=None):
+    def __init__(self, data, eps_values, every_n_epochs=1, path=None, gradient=None, jit_compile=False):
         super().__init__()
         if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive int; got {every_n_epochs!r}.")
@@ -28,6 +28,7 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         self.every_n_epochs = every_n_epochs
         self.path = path
         self.gradient = gradient
+        self.jit_compile = jit_compile
         self.keys = [f"val_sweep/fgsm/eps={e:g}" for e in self.eps_values]
         self.result = None
         self._sweep = None
@@ -35,7 +36,7 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         plain = getattr(self.model, "model", self.model)  # AdversarialModel wraps the model it trains
-        self._sweep = evaluation.FgsmSweep(plain, self.gradient)
+        self._sweep = evaluation.FgsmSweep(plain, self.gradient, jit_compile=self.jit_compile)
         self._epochs = self.params.get("epochs")
 
     def on_epoch_end(self, epoch, logs=None):
@@ -109,15 +110,20 @@ class DivergenceGuard(tf.keras.callbacks.Callback):
 
 
 class ProgressLog(tf.keras.callbacks.Callback):
-    """Log validation progress with an ETA while it runs, and after each epoch the ETA of the whole run.
+    """Log training steps with the ETA of the epoch and of the run, validation progress, and each epoch's end.
 
-    Keras's progress bar shows neither; place it anywhere in the list. Epoch ETAs count only the
-    epochs of this `fit` call (a resumed run's first epoch is `initial_epoch` + 1).
+    Keras's progress bar shows no run ETA, and none at all when output is not a terminal (`nohup`).
+    Step lines come every `interval` seconds; batch logs stay tensors, so it adds no host sync per
+    step. The run ETA counts the epochs of this `fit` call (a resumed run's first epoch is
+    `initial_epoch` + 1) at the mean time of those finished so far, validation and callbacks
+    included; during the first, at its training rate. Place it anywhere in the list.
     """
 
-    def __init__(self, validation_batches=None):
+    def __init__(self, validation_batches=None, interval=30.0):
         super().__init__()
+        self._supports_tf_logs = True
         self.validation_batches = validation_batches
+        self.interval = interval
 
     def on_train_begin(self, logs=None):
         self._epochs = Progress("Training", self.params.get("epochs"), unit="epochs", interval=0)
@@ -127,6 +133,24 @@ class ProgressLog(tf.keras.callbacks.Callback):
         if self._first_epoch is None:
             self._first_epoch = epoch
             self._epochs.total = (self._epochs.total or epoch + 1) - epoch
+        self._epoch_number = epoch + 1 - self._first_epoch
+        self._steps = Progress(f"Epoch {epoch + 1}", self.params.get("steps"), unit="steps", interval=self.interval)
+
+    def _run_eta(self, steps_done):
+        def note():
+            epochs_done = self._epoch_number - 1
+            per_epoch = (self._epochs.elapsed - self._steps.elapsed) / epochs_done if epochs_done else None
+            if per_epoch is None and self._steps.total:
+                per_epoch = self._steps.elapsed / steps_done * self._steps.total
+            left = self._epochs.total - self._epoch_number
+            epoch_eta = self._steps.eta(steps_done)
+            if per_epoch is None or epoch_eta is None:
+                return ""
+            return f"; run ETA {(epoch_eta + left * per_epoch) / 60:.1f} min, {left} epoch(s) after this one"
+        return note
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps.update(batch + 1, note=self._run_eta(batch + 1))
 
     def on_epoch_end(self, epoch, logs=None):
         self._epochs.update(epoch + 1 - self._first_epoch)

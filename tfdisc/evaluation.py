@@ -1,7 +1,6 @@
 """Robustness evaluation: FGSM eps sweeps (one input gradient per batch) and the multi-attack robustness report."""
 
 import logging
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -62,6 +61,17 @@ def as_dataset(data, batch_size=256):
     y = checks.labels(y).numpy().astype(np.int64)
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
     return without_autotune(dataset.batch(batch_size))
+
+
+def batch_size_for(model, memory_bytes=2**30, largest=1000):
+    """The largest evaluation batch, up to `largest`, whose activations and their gradients fit in `memory_bytes`.
+
+    Sweeps and reports need no weight gradients, so they can take batches larger than training:
+    FCN1-BNN sweeps 1.6× faster at 1000 than at 100 (its kernels are binarized once per batch).
+    """
+    floats = sum(int(np.prod(shape[1:])) for layer in model.layers
+                 for shape in ([layer.output_shape] if isinstance(layer.output_shape, tuple) else layer.output_shape))
+    return int(max(1, min(largest, memory_bytes // (2 * 4 * floats))))
 
 
 def _zero_rows(gradient):

@@ -19,13 +19,14 @@ class InputDiscretization(tf.keras.layers.Layer):
     through the quantizer (BPDA); gradient="zero" is the true, masked derivative.
     NaN or out-of-range float pixels fail with an error naming the fix (`tfdisc.checks.pixels`);
     where no error can be raised (inside XLA, in TFLite) those examples come out as NaN.
+    The layer computes in float32 under every Keras policy, so mixed precision keeps the exact levels.
     """
 
     def __init__(self, bits=8, mode="floor", gradient="identity", **kwargs):
         checks.bits(bits)
         checks.choice("mode", mode, ops.MODES)
         checks.choice("gradient", gradient, ops.GRADIENTS)
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})
         self.bits = bits
         self.mode = mode
         self.gradient = gradient

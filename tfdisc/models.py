@@ -175,6 +175,8 @@ def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_c
     (or uint8); the output is logits. Input shape and classes default to the data set the
     architecture is built for (`tfdisc.presets`). `overrides` change the builder's keyword
     arguments (e.g. `width=100, depth=2` for the FCNs, `fc_units=512` for the AlexNets).
+    Under a mixed-precision Keras policy (`tfdisc.cpu`) the layers compute in its dtype; the
+    input discretization and the logits stay float32.
     """
     checks.choice("arch", arch, tuple(ARCHITECTURES))
     checks.choice("precision", precision, PRECISIONS)
@@ -192,6 +194,8 @@ def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_c
     inputs = tf.keras.Input(shape=input_shape, name="pixels")
     x = InputDiscretization(input_bits, name="input_discretization")(inputs)
     logits = builder(x, precision, num_classes, **{**options, **overrides})
+    if logits.dtype != tf.float32:  # a mixed-precision policy: logits (and so losses and attacks) stay float32
+        logits = tf.keras.layers.Activation("linear", dtype="float32", name="float32_logits")(logits)
     return Classifier(inputs, logits, name=f"{arch}_{precision}_{input_bits}b")
 
 

@@ -17,16 +17,21 @@ class Progress:
     def elapsed(self):
         return time.perf_counter() - self.start
 
-    def update(self, done, final=False):
+    def eta(self, done):
+        """Seconds left at `done` of `total`, from the rate so far; None while unknown."""
+        return self.elapsed / done * (self.total - done) if self.total and done else None
+
+    def update(self, done, final=False, note=None):
+        """Log the line if `interval` seconds have passed (always if `final`); `note()` adds text to it."""
         now = time.perf_counter()
         if not final and now - self._last < self.interval:
             return
         self._last = now
+        eta = self.eta(done)
         if final:
-            logger.info("%s: %d %s in %.1f s", self.phase, done, self.unit, self.elapsed)
-        elif self.total and done:
-            eta = self.elapsed / done * (self.total - done)
-            logger.info("%s: %d/%d %s, %.0f s elapsed, ETA %.0f s", self.phase, done, self.total, self.unit,
-                        self.elapsed, eta)
+            line = f"{self.phase}: {done} {self.unit} in {self.elapsed:.1f} s"
+        elif eta is not None:
+            line = f"{self.phase}: {done}/{self.total} {self.unit}, {self.elapsed:.0f} s elapsed, ETA {eta:.0f} s"
         else:
-            logger.info("%s: %d %s, %.0f s elapsed", self.phase, done, self.unit, self.elapsed)
+            line = f"{self.phase}: {done} {self.unit}, {self.elapsed:.0f} s elapsed"
+        logger.info("%s%s", line, note() if note else "")
