@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfdisc import datasets, evaluation, files, models  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
+from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
 PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack"]
 EPS = [0.01 * i for i in range(11)]
@@ -302,13 +303,7 @@ def _markdown(results):
     lines = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; {FLAGS.repeats} repeats of "
              f"{FLAGS.batches} batches of {FLAGS.batch_size} (FCN) or {FLAGS.conv_batches} of {FLAGS.conv_batch_size} "
              "(conv); median seconds.", ""]
-    for part, per_model in results["parts"].items():
-        lines += [f"### {part}", "", "| model | " + " | ".join(next(iter(per_model.values()))) + " |",
-                  "|---|" + "---|" * len(next(iter(per_model.values())))]
-        for key, values in per_model.items():
-            cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in values.values()]
-            lines.append(f"| {key} | " + " | ".join(cells) + " |")
-        lines.append("")
+    lines += part_tables(results["parts"])
     return "\n".join(lines)
 
 

@@ -41,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfdisc import datasets, evaluation, files, models, presets  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
+from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
 MODELS = ["fcn1_full", "fcn1_bnn", "alexnet_full", "alexnet_bnn"]
 # name: (environment, XLA steps and sweep, new evaluation). TF_CPU_ALLOCATOR_USE_BFC is read when TensorFlow starts.
@@ -278,14 +279,7 @@ def _markdown(results):
              f"(MNIST 100, CIFAR-10 128); {FLAGS.steps} timed steps; settings: median of {FLAGS.repeats} processes.",
              f"Peak matmul {results['peak_gflops']:.0f} GFLOP/s, memory bandwidth {results['bandwidth_gbs']:.1f} GB/s "
              "(measured here).", ""]
-    for part, per_model in results["parts"].items():
-        columns = list(dict.fromkeys(name for values in per_model.values() for name in values))
-        lines += [f"### {part}", "", "| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-        for key, values in per_model.items():
-            cells = [f"{values[c]:.3g}" if isinstance(values.get(c), float) else str(values.get(c, ""))
-                     for c in columns]
-            lines.append(f"| {key} | " + " | ".join(cells) + " |")
-        lines.append("")
+    lines += part_tables(results["parts"])
     return "\n".join(lines)
 
 
