@@ -32,9 +32,17 @@ from tfdisc import callbacks, cpu, datasets, evaluation, files, models, plotting
 from tfdisc.training import AdversarialModel  # noqa: E402
 
 OPTIMIZERS = {"adam": tf.keras.optimizers.Adam, "sgd": lambda lr: tf.keras.optimizers.SGD(lr, momentum=0.9)}
+# --recipe=reference: the study's reference code, BinaryNet.pytorch's CIFAR AlexNet regimes {epoch: learning rate}.
+# Full precision: SGD, momentum 0.9, weight decay 5e-4 (the reference drops it at epoch 15, when lr·wd is below
+# 5e-7 a step; Keras applies it throughout). Binarized (bnn, xnor): Adam.
+REFERENCE_RECIPES = {
+    "full": (lambda lr: tf.keras.optimizers.SGD(lr, momentum=0.9, weight_decay=5e-4),
+             {0: 1e-2, 10: 5e-3, 15: 1e-3, 20: 5e-4, 25: 1e-4}),
+    "binarized": (tf.keras.optimizers.Adam, {0: 5e-3, 20: 1e-3, 30: 5e-4, 35: 1e-4, 40: 1e-5}),
+}
 # Flags that define what a run trains; --resume refuses to continue a run under other values.
 RUN_DEFINING_FLAGS = ("dataset", "arch", "precision", "input_bits", "batch_size", "learning_rate", "optimizer",
-                      "adv_train", "adv_eps", "adv_alpha", "adv_ratio", "train_examples", "seed")
+                      "recipe", "adv_train", "adv_eps", "adv_alpha", "adv_ratio", "train_examples", "seed")
 _FLAG_NAMES = []  # the flags define_flags made, recorded in config.json
 
 
@@ -87,6 +95,11 @@ def define_flags(dataset):
     flags.DEFINE_enum("optimizer", "adam", list(OPTIMIZERS),
                       "Optimizer. Adam is the default for every precision, as BinaryNet and XNOR-Net train BNNs; "
                       "sgd uses momentum 0.9.")
+    flags.DEFINE_enum("recipe", "constant", ["constant", "reference"],
+                      "constant: --optimizer at a constant --learning_rate, no augmentation. reference: the study's "
+                      "reference code (BinaryNet.pytorch): full precision SGD (momentum 0.9, weight decay 5e-4) at lr "
+                      "1e-2 stepped down at epochs 10/15/20/25; bnn and xnor Adam at 5e-3 stepped down at 20/30/35/40; "
+                      "CIFAR images padded by 4, randomly cropped and flipped.")
     flags.DEFINE_bool("adv_train", False, "Adversarial training with R-FGSM (Tramèr et al. 2018).")
     flags.DEFINE_float("adv_eps", preset.adv_eps, "R-FGSM budget eps (pixels in [0, 1]).", lower_bound=0, upper_bound=1)
     flags.DEFINE_float("adv_alpha", preset.adv_alpha, "R-FGSM random step alpha, 0 <= alpha <= adv_eps.", lower_bound=0)
@@ -244,7 +257,8 @@ def _load_data(flags_obj, first_epoch, eval_batch):
         x_train, y_train = datasets.load_arrays(name, "train", examples=flags_obj.train_examples, **common)
         x_test, y_test = datasets.load_arrays(name, "test", examples=flags_obj.test_examples, **common)
         logging.info("%s: %d training and %d test examples", name, len(x_train), len(x_test))
-        train = datasets.pipeline(x_train, y_train, batch, shuffle_seed=flags_obj.seed, first_epoch=first_epoch)
+        train = datasets.pipeline(x_train, y_train, batch, shuffle_seed=flags_obj.seed, first_epoch=first_epoch,
+                                  augmented=flags_obj.recipe == "reference" and name.startswith("cifar"))
 
         def part(examples, order):
             keep = datasets.subset(len(x_test), examples, order)
@@ -262,6 +276,32 @@ def _load_data(flags_obj, first_epoch, eval_batch):
     return train, None, test, first(flags_obj.sweep_examples), first(flags_obj.attack_examples)
 
 
+def _reference_regime(flags_obj):
+    """(optimizer class, {epoch: learning rate}) of --recipe=reference for the run's precision."""
+    return REFERENCE_RECIPES["full" if precision(flags_obj) == "full" else "binarized"]
+
+
+def _optimizer(flags_obj):
+    """The optimizer of --recipe: --optimizer at --learning_rate, or the reference one at its first rate."""
+    if flags_obj.recipe == "constant":
+        return OPTIMIZERS[flags_obj.optimizer](flags_obj.learning_rate)
+    given = [f"--{name}" for name in ("optimizer", "learning_rate")
+             if flags_obj[name].present or flags_obj[name].value != flags_obj[name].default]
+    if given:
+        raise RunError(f"--recipe=reference sets the optimizer and its learning rates; drop {' and '.join(given)} "
+                       "(or use --recipe=constant).")
+    make, regime = _reference_regime(flags_obj)
+    return make(regime[0])
+
+
+def _learning_rate_steps(flags_obj):
+    """The callbacks that step the learning rate down at the reference regime's epochs (none for constant)."""
+    if flags_obj.recipe == "constant":
+        return []
+    _, regime = _reference_regime(flags_obj)
+    return [tf.keras.callbacks.LearningRateScheduler(lambda epoch: regime[max(e for e in regime if e <= epoch)])]
+
+
 def _build(flags_obj, strategy):
     """(trained model wrapper, plain model) compiled under `strategy`."""
     preset = presets.get(flags_obj.dataset)
@@ -276,7 +316,7 @@ def _build(flags_obj, strategy):
         if flags_obj.adv_train:
             trainer = AdversarialModel(model, eps=flags_obj.adv_eps, alpha=flags_obj.adv_alpha,
                                        adv_ratio=flags_obj.adv_ratio, seed=flags_obj.seed)
-        trainer.compile(OPTIMIZERS[flags_obj.optimizer](flags_obj.learning_rate),
+        trainer.compile(_optimizer(flags_obj),
                         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                         jit_compile=_use_xla(flags_obj))
     return trainer, model
@@ -449,7 +489,8 @@ def _run_locked(flags_obj, strategy, chief, run_dir):
                                       jit_compile=_use_xla(flags_obj) and flags_obj.distribute == "none")
                if flags_obj.sweep_every else None)
     position = _Position()
-    fit_callbacks = [callbacks.DivergenceGuard(), position] + ([sweeper] if sweeper else []) + [
+    fit_callbacks = [callbacks.DivergenceGuard(), position] + _learning_rate_steps(flags_obj) + (
+        [sweeper] if sweeper else []) + [
         callbacks.EpochTimer(),
         callbacks.ProgressLog(int(test.cardinality()) if int(test.cardinality()) > 0 else None),
         tf.keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
@@ -487,7 +528,10 @@ def _run_locked(flags_obj, strategy, chief, run_dir):
         "robustness": {"examples": report["examples"], "clean_accuracy": report["clean_accuracy"],
                        "gradient": report["gradient"], "seconds": report["seconds"], **report["settings"],
                        "surrogate": flags_obj.surrogate},
-        "epochs": epochs, "resumed_from_epoch": initial_epoch, "train_seconds": _train_seconds(run_dir),
+        "epochs": epochs, "train_examples": flags_obj.train_examples, "recipe": flags_obj.recipe,
+        "adv_settings": {"eps": flags_obj.adv_eps, "alpha": flags_obj.adv_alpha, "ratio": flags_obj.adv_ratio}
+        if flags_obj.adv_train else None,
+        "resumed_from_epoch": initial_epoch, "train_seconds": _train_seconds(run_dir), "machine": cpu.machine(),
         "compute_policy": policy,
         "replicas": strategy.num_replicas_in_sync, "versions": versions(),
     }

@@ -3,7 +3,7 @@
     python scripts/reproduce_paper.py --dataset=mnist --arch=fcn2 --epochs=10 --data_dir=../shared/data
     python scripts/reproduce_paper.py --report_only        # rebuild REPORT.md from runs/paper
 
-Grid: input bits {2, 4, 8} × precision {full, bnn} × adversarial training {off, on} (and xnor via
+Grid: input bits {2, 3, 4, 8} (Table 1 has 3) × precision {full, bnn} × adversarial training {off, on} (and xnor via
 --precisions). Each run is `experiments/<dataset>.py` in its own process; finished runs are skipped and
 interrupted ones resumed, so the whole grid can be stopped and restarted at will.
 """
@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +23,14 @@ os.environ.setdefault("TFDISC_QUIET", "1")  # TensorFlow's C++ start-up lines; T
 
 from absl import app, flags, logging  # noqa: E402
 
-from tfdisc import files, plotting, presets  # noqa: E402
+from tfdisc import analysis, datasets, files, models, plotting, presets  # noqa: E402
+import claims  # noqa: E402  (scripts/claims.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 flags.DEFINE_enum("dataset", "mnist", list(presets.DATASETS), "Data set of the grid (experiments/<dataset>.py).")
 flags.DEFINE_string("arch", None, "Architecture (default: the script's).")
-flags.DEFINE_list("bits", ["2", "4", "8"], "Input bits of the grid.")
+flags.DEFINE_list("bits", ["2", "3", "4", "8"], "Input bits of the grid.")
 flags.DEFINE_list("precisions", ["full", "bnn"], "Precisions of the grid.")
 flags.DEFINE_list("adv", ["off", "on"], "Adversarial training settings of the grid.")
 flags.DEFINE_integer("epochs", None, "Epochs per run (default: the study's for the arch).")
@@ -39,6 +41,9 @@ flags.DEFINE_string("data_dir", None, "Passed to the experiment scripts.")
 flags.DEFINE_string("output_dir", "runs/paper", "Where the runs go (one folder per budget label).")
 flags.DEFINE_string("report", "REPORT.md", "Report to write.")
 flags.DEFINE_multi_string("extra", [], "Extra flag for every run, e.g. --extra=--sweep_every=0.")
+flags.DEFINE_string("readme", "README.md", "README whose results at a glance (between its results markers) are "
+                    "written from the same runs as the report; empty to leave it alone.")
+flags.DEFINE_string("study", "docs/study_tables.csv", "The study's cells, transcribed (table, model, column, accuracy).")
 flags.DEFINE_string("notes", "docs/report_notes.md", "Hand-written analysis appended to the report, if the file exists.")
 flags.DEFINE_bool("report_only", False, "Only rebuild the report from existing results.")
 flags.DEFINE_bool("reevaluate", False, "Evaluate finished runs again (e.g. with --extra=--attacks=...), no training.")
@@ -84,6 +89,10 @@ def _load_results(root):
         result["command"] = label.get("command", "")
         result["evaluation_command"] = label.get("evaluation_command", "")
         result["run_dir"] = str(path.parent)
+        config = path.parent / "config.json"
+        if "train_examples" not in result:  # runs before results.json recorded it
+            result["train_examples"] = json.loads(config.read_text())["flags"].get("train_examples") \
+                if config.exists() else None
         results.append(result)
     return results
 
@@ -111,10 +120,6 @@ def _portable(command):
     return " ".join(words)
 
 
-def _eps_label(eps, dataset):
-    return f"{eps * 255:.0f}/255" if dataset.startswith(("cifar", "imagenet")) else f"{eps:g}"
-
-
 def _label(result):
     return f"{result['precision']}{' + adv' if result['adv_train'] else ''}"
 
@@ -135,7 +140,7 @@ def _table(results, dataset):
     extra = [name for name in ("pgd", "autoattack", "worst") if (name != "worst" or several)
              and any(_attack_at(r, name, e) is not None for r in results for e in eps_list)]
     titles = {"pgd": "PGD", "autoattack": "AutoAttack", "worst": "worst case"}
-    header = ["model", "input", "clean"] + [f"{attack} ε={_eps_label(e, dataset)}" for attack in ["FGSM"] + [
+    header = ["model", "input", "clean"] + [f"{attack} ε={claims.eps_label(e, dataset)}" for attack in ["FGSM"] + [
         titles[n] for n in extra] for e in eps_list]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(results, key=lambda r: (r["precision"] != "full", r["precision"], r["adv_train"], -r["input_bits"])):
@@ -161,76 +166,6 @@ def _setting(settings, attack):
             f"iterations, Square {cascade['square_queries']} queries, each on the survivors)")
 
 
-def _find(results, precision, bits, adv):
-    return next((r for r in results if r["precision"] == precision and r["input_bits"] == bits
-                 and r["adv_train"] == adv), None)
-
-
-def _verdict(holds):
-    return "holds" if holds else "does not hold"
-
-
-def _accuracy(result, attack, eps):
-    """Accuracy of `result` at `eps` under "fgsm" (the full test set's sweep) or a report's attack; None if not run."""
-    return _at(result, eps) if attack == "fgsm" else _attack_at(result, attack, eps)
-
-
-ATTACK_NAMES = {"fgsm": "FGSM", "autoattack": "AutoAttack"}
-
-
-def _claims(results, dataset, arch):
-    """(claim, attack, verdict, evidence) for the study's claims this group can check, under FGSM and AutoAttack."""
-    return [claim for attack in ATTACK_NAMES for claim in _claims_under(results, dataset, arch, attack)]
-
-
-def _claims_under(results, dataset, arch, attack):
-    """The claims judged on `attack`'s accuracies, at the ε where every model involved was attacked."""
-    report_eps = list(presets.get(dataset).report_eps)
-    fmt = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-    name = ATTACK_NAMES[attack]
-
-    def common_eps(*runs):
-        grid = runs[0]["sweep"]["eps"] if attack == "fgsm" else report_eps
-        return [e for e in grid if all(_accuracy(r, attack, e) is not None for r in runs)]
-
-    claims = []
-    two, eight = _find(results, "full", 2, False), _find(results, "full", 8, False)
-    if two and eight and common_eps(two, eight):
-        drop = lambda r, e: r["clean_accuracy"] - _accuracy(r, attack, e)  # noqa: E731
-        grid = common_eps(two, eight)
-        where = [e for e in grid if drop(two, e) <= 0.10 <= 0.30 <= drop(eight, e)]
-        evidence = (f"full precision: at ε={', '.join(_eps_label(e, dataset) for e in where)} the 2-bit model stays "
-                    "within 10 points of clean while the 8-bit one loses ≥ 30 points" if where else
-                    f"no ε of {', '.join(_eps_label(e, dataset) for e in grid)} where 2-bit stays within 10 points of "
-                    "clean while 8-bit loses ≥ 30")
-        beyond = [e for e in grid if drop(two, e) > 0.5]
-        if beyond:
-            evidence += f"; from ε={_eps_label(beyond[0], dataset)} the 2-bit model loses more than 50 points too"
-        claims.append(("2-bit inputs keep accuracy close to clean accuracy over a range of ε where 8-bit inputs "
-                       "collapse", name, _verdict(bool(where)), evidence))
-    bnn, full = _find(results, "bnn", 8, False), _find(results, "full", 8, False)
-    small = report_eps[0]
-    if bnn and full and arch in ("fcn1", "fcn2") and small in common_eps(bnn, full):
-        better = _accuracy(bnn, attack, small) > _accuracy(full, attack, small) + 0.02  # "beats": by > 2 points
-        expected = arch == "fcn1"
-        claim = ("BNN beats full precision (by > 2 points) at small ε when capacity is large" if expected else
-                 "BNN does not beat full precision (by > 2 points) at small ε when capacity is small")
-        claims.append((f"{arch}: {claim}", name, _verdict(better == expected),
-                       f"8-bit inputs, ε={_eps_label(small, dataset)}: BNN {fmt(_accuracy(bnn, attack, small))} vs "
-                       f"full {fmt(_accuracy(full, attack, small))}"))
-    bnn2, adv8 = _find(results, "bnn", 2, False), _find(results, "full", 8, True)
-    if bnn2 and adv8 and all(e in common_eps(bnn2, adv8) for e in report_eps):
-        matches = [_accuracy(bnn2, attack, e) - _accuracy(adv8, attack, e) >= -0.05 for e in report_eps]
-        verdict = _verdict(all(matches))
-        if matches[0] and not all(matches):
-            verdict = f"holds only for ε ≤ {_eps_label(report_eps[matches.index(False) - 1], dataset)}"
-        claims.append(("BNN + 2-bit input matches (within 5 points) an adversarially trained full-precision 8-bit model",
-                       name, verdict, "BNN 2-bit vs adv-trained full 8-bit: " + ", ".join(
-                           f"ε={_eps_label(e, dataset)}: {fmt(_accuracy(bnn2, attack, e))} vs "
-                           f"{fmt(_accuracy(adv8, attack, e))}" for e in report_eps)))
-    return claims
-
-
 def _evaluation_subsections(evaluations):
     """{command: markdown} for scripts/evaluate.py reports: attacks × ε, worst case, checks."""
     subsections = {}
@@ -247,7 +182,7 @@ def _evaluation_subsections(evaluations):
                  f"Command: `{command}`", "",
                  "| ε | " + " | ".join(names) + " | worst case |", "|---|" + "---|" * (len(names) + 1)]
         for i, e in enumerate(ev["eps"]):
-            parts.append(f"| {_eps_label(e, ev['dataset'])} | " + " | ".join(
+            parts.append(f"| {claims.eps_label(e, ev['dataset'])} | " + " | ".join(
                 f"{100 * ev['attacks'][n]['accuracy'][i]:.1f}" for n in names)
                 + f" | {100 * ev['worst_case']['accuracy'][i]:.1f} |")
         parts += ["", "| check | result | detail |", "|---|---|---|"]
@@ -282,8 +217,10 @@ def _earlier_sections(path):
 
 
 def _kept(section):
+    """An earlier generation's section, marked as such, without verdict rows: claims are judged in the ledger only."""
     heading, _, body = section.rstrip().partition("\n")
-    return section.rstrip() + "\n" if KEPT_NOTE in body else f"{heading}\n\n{KEPT_NOTE}\n{body}\n"
+    body = re.sub(r"\n{3,}", "\n\n", re.sub(r"(?m)^\| the study's claim \|.*\n(^\|.*\n?)*", "", body + "\n")).rstrip()
+    return f"{heading}\n{body}\n" if KEPT_NOTE in body else f"{heading}\n\n{KEPT_NOTE}\n{body}\n"
 
 
 def _group_section(dataset, arch, budget, group, figures, root):
@@ -298,16 +235,201 @@ def _group_section(dataset, arch, budget, group, figures, root):
         parts += ["Attacks beyond FGSM added afterwards, without retraining:", ""]
         parts += [f"- `{_portable(command)}`" for command in evaluation_commands] + [""]
     parts += [_table(group, dataset), ""]
-    claims = _claims(group, dataset, arch)
-    if claims:
-        parts += ["| the study's claim | attack | by our numbers | evidence |", "|---|---|---|---|"]
-        parts += [f"| {c} | {attack} | {verdict} | {e} |" for c, attack, verdict, e in claims]
-        parts.append("")
     figure = figures / f"{dataset}_{arch}_{budget.split(':')[0].strip().replace(' ', '_')}.png"
     curves = {f"{_label(r)}, {r['input_bits']}-bit": (r["sweep"]["eps"], r["sweep"]["accuracy"])
               for r in sorted(group, key=lambda r: (_label(r), -r["input_bits"]))}
     plotting.plot_accuracy_vs_eps(curves, str(figure), f"{dataset} {arch}: FGSM (BPDA) accuracy vs ε")
     return "\n".join(parts + [f"![{dataset} {arch}]({figure.relative_to(root)})", ""])
+
+
+def _crossing(eps, accuracy, target):
+    """The ε where a falling accuracy curve meets `target`, interpolated linearly; None if it never does."""
+    for (e0, a0), (e1, a1) in zip(zip(eps, accuracy), zip(eps[1:], accuracy[1:])):
+        if a0 >= target >= a1 and a0 > a1:
+            return e0 + (e1 - e0) * (a0 - target) / (a0 - a1)
+    return None
+
+
+def _study_run(results, cell):
+    """Our run of a study cell's model, a full budget preferred; None if there is none."""
+    runs = [r for r in results if all(r[k] == cell[k] for k in ("dataset", "arch", "precision", "input_bits",
+                                                                  "adv_train"))]
+    return min(runs, key=lambda r: claims.reduced_budget(r) is not None, default=None)
+
+
+def _column_eps(results, study):
+    """{(dataset, column): (ε, reasoning)}: each adversarial column's ε, where our full-precision 8-bit curves meet
+    the study's numbers (the model least sensitive to our design choices), median over its cells, on our grid."""
+    found = collections.defaultdict(list)
+    for cell in study:
+        run = _study_run(results, cell)
+        if cell["column"] == "clean" or run is None or (cell["precision"], cell["input_bits"], cell["adv_train"]) != (
+                "full", 8, False) or claims.reduced_budget(run):
+            continue
+        crossing = _crossing(run["sweep"]["eps"], run["sweep"]["accuracy"], cell["accuracy"])
+        if crossing is not None:
+            found[(cell["dataset"], cell["column"])].append((crossing, cell))
+    inferred = {}
+    for (dataset, column), crossings in found.items():
+        middle = statistics.median(c for c, _ in crossings)
+        grid = presets.get(dataset).sweep_eps
+        nearest = min(grid, key=lambda e: abs(e - middle))
+        reasoning = "; ".join(f"{c['arch']} full 8-bit meets the study's {claims.pct(c['accuracy'])} at ε≈{e:.3f}"
+                              for e, c in crossings)
+        inferred[(dataset, column)] = (nearest, f"{reasoning} → ε={claims.eps_label(nearest, dataset)} (nearest on "
+                                                f"our grid)")
+    return inferred
+
+
+def _study_section(results, study):
+    """The study's transcribed cells beside ours, with the ε inferred for each adversarial column."""
+    inferred = _column_eps(results, study)
+    parts = ["## The study beside us", "",
+             f"The study's cells transcribed so far (`{FLAGS.study}`; its source column says where each number comes "
+             "from), next to our run of the same model (full budget where we have one). The study's ε column headers "
+             "are lost in the text we have; each adversarial column's ε is inferred from our full-precision 8-bit "
+             "FGSM curve, the model least sensitive to our design choices: the ε where that curve meets the study's "
+             "number.", ""]
+    columns = sorted({(c["dataset"], c["column"]) for c in study if c["column"] != "clean"})
+    parts += [f"- {dataset} `{column}`: " + (inferred[(dataset, column)][1] if (dataset, column) in inferred else
+                                             "not inferred yet (no full-budget full-precision 8-bit run meets it)")
+              for dataset, column in columns] + [""]
+    parts += ["| table | data set | model | column | ε | the study | ours | our run's budget |",
+              "|---|---|---|---|---|---|---|---|"]
+    for cell in study:
+        run, model = _study_run(results, cell), claims.model_label(cell["precision"], cell["input_bits"],
+                                                                   cell["adv_train"])
+        eps = None if cell["column"] == "clean" else inferred.get((cell["dataset"], cell["column"]), (None,))[0]
+        ours = None
+        if run is not None and cell["column"] == "clean":
+            ours = run["clean_accuracy"]
+        elif run is not None and eps is not None:
+            ours = _at(run, eps)
+        eps_text = "–" if cell["column"] == "clean" else ("?" if eps is None else claims.eps_label(eps, cell["dataset"]))
+        budget = "not run" if run is None else (claims.reduced_budget(run) or f"full ({run['epochs']} epochs)")
+        parts.append(f"| {cell['table']} | {cell['dataset']} | {cell['arch']} {model} | {cell['column']} | {eps_text} | "
+                     f"{claims.pct(cell['accuracy'])} | {'–' if ours is None else claims.pct(ours)} | {budget} |")
+    return "\n".join(parts + [""])
+
+
+ACTIVATION_EXAMPLES = 1000
+
+
+def _activation_l1(result):
+    """Fig. 6's analysis of one run on the first 1000 test images, cached in <run>/activation_l1.json; None when its
+    SavedModel or data is not here."""
+    cache = Path(result["run_dir"]) / "activation_l1.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    try:
+        model = models.load(result["run_dir"])
+        data = datasets.load_arrays(result["dataset"], "test", data_dir=FLAGS.data_dir, examples=ACTIVATION_EXAMPLES,
+                                    subset_order="first", download=False)
+    except (ValueError, FileNotFoundError) as error:
+        logging.warning("no activation analysis of %s: %s", result["run_dir"], error)
+        return None
+    found = analysis.activation_l1(model, data, presets.get(result["dataset"]).sweep_eps)
+    files.write_json_atomic(cache, found)
+    return found
+
+
+def _fig6_runs(results):
+    return [r for r in results if r["dataset"] == "mnist" and r["arch"] in ("fcn1", "fcn2") and r["input_bits"] == 8
+            and not r["adv_train"] and r["precision"] in ("full", "bnn")]
+
+
+def _fig6_section(analyses, results, root):
+    """Fig. 6: the first hidden layer's activations on clean and FGSM inputs, MNIST FCNs, full vs BNN, 8-bit."""
+    runs = [r for r in _fig6_runs(results) if r["run_dir"] in analyses]
+    if not runs:
+        return None
+    label = lambda r: f"{r['arch']} {r['precision']} ({claims.reduced_budget(r) or 'full budget'})"  # noqa: E731
+    figure = root / "docs" / "mnist_activation_l1.png"
+    plotting.plot_activation_l1({label(r): analyses[r["run_dir"]] for r in runs}, str(figure),
+                                "MNIST, first hidden layer under FGSM (BPDA), 8-bit input")
+    eps = list(presets.get("mnist").report_eps)
+    parts = ["## Fig. 6: first-layer activations under attack", "",
+             f"`tfdisc.analysis.activation_l1` on the first {ACTIVATION_EXAMPLES} test images: a(x) is the first hidden "
+             "layer's output as the second layer sees it (ReLU output in full precision, ±1 signs in a BNN), x_adv is "
+             "FGSM (BPDA) at ε.", "",
+             "| model | units | mean activation magnitude per unit | " + " | ".join(
+                 f"‖Δa‖₁ / ‖a(x)‖₁ at ε={e:g}" for e in eps) + " |", "|---|---|---|" + "---|" * len(eps)]
+    for r in runs:
+        found = analyses[r["run_dir"]]
+        share = {round(e, 6): c / a for e, c, a in zip(found["eps"], found["change_l1"], found["clean_l1"])}
+        parts.append(f"| {label(r)} | {found['units']} | {found['clean_l1'][0] / found['units']:.3f} | " + " | ".join(
+            f"{share[round(e, 6)]:.3f}" if round(e, 6) in share else "–" for e in eps) + " |")
+    return "\n".join(parts + ["", f"![activations]({figure.relative_to(root)})", ""])
+
+
+def _ledger_section(results, study, analyses):
+    rows = claims.ledger(results, study, analyses)
+    parts = ["## The study's claims, judged", "",
+             "Each claim, then the rule that judges it, computed by `scripts/claims.py` from the results above; one "
+             "verdict under FGSM (the study's attack) and one under the AutoAttack worst case. Source \"abstract\" "
+             "marks claims the study's abstract makes; the others follow issue 12's list, in our words, until the "
+             "study's text is transcribed. The gate comes first: a claim is *inconclusive* on a setup when a run it "
+             f"needs had a reduced budget or sits more than {100 * claims.CLEAN_GAP:.0f} points of clean accuracy "
+             "below the study's (where the study's clean accuracy is transcribed), and *not run* when a run or attack "
+             f"is missing. \"Beats\" means by more than {100 * claims.MARGIN:.0f} points.", "",
+             "| # | the study's claim | source | rule | verdict under FGSM | verdict under AutoAttack (worst case) | "
+             "evidence |", "|---|---|---|---|---|---|---|"]
+    for number, (claim, judged) in enumerate(rows, 1):
+        verdicts = [judged.get(name, judged.get("clean", ("–", "")))[0] for name in claims.ATTACKS.values()]
+        if "clean" in judged or "AutoAttack" not in judged:
+            verdicts[1] = "– (clean accuracy)" if "clean" in judged else "– (an FGSM analysis)"
+        evidence = " ".join(f"*{name}:* {detail}" for name, (_, detail) in judged.items())
+        parts.append(f"| {number} | {claim.words} | {claim.source} | {claim.rule} | {' | '.join(verdicts)} | {evidence} |")
+    return "\n".join(parts + [""])
+
+
+README_BEGIN = "<!-- results at a glance: written by scripts/reproduce_paper.py from the runs behind REPORT.md -->"
+README_END = "<!-- end of results at a glance -->"
+GLANCE_MODELS = (("full", 8, False, "full precision, 8-bit input"), ("full", 2, False, "full precision, 2-bit input"),
+                 ("bnn", 8, False, "BNN, 8-bit input"), ("bnn", 2, False, "BNN, 2-bit input"),
+                 ("full", 8, True, "full precision + R-FGSM training, 8-bit"))
+
+
+def _glance(results):
+    """README's results at a glance: the full-budget MNIST FCN2 models under FGSM and AutoAttack at the report ε,
+    then how much of each of the study's setups this machine's runs cover."""
+    fcn2 = [r for r in results if (r["dataset"], r["arch"]) == ("mnist", "fcn2") and not claims.reduced_budget(r)]
+    eps = list(presets.get("mnist").report_eps)
+    lines = []
+    if fcn2:
+        lines += [f"MNIST, FCN2 (784-600×4-10) trained for {fcn2[0]['epochs']} epochs on all 60 000 images; FGSM with "
+                  "straight-through (BPDA) gradients on the whole test set, AutoAttack (standard cascade) on the "
+                  "subset REPORT.md states.", "",
+                  "| FCN2, accuracy % | clean | " + " | ".join(f"{a} ε={e:g}" for e in eps for a in ("FGSM", "AutoAttack"))
+                  + " |", "|---|---|" + "---|" * 2 * len(eps)]
+        for precision, bits, adv, name in GLANCE_MODELS:
+            run = next((r for r in fcn2 if (r["precision"], r["input_bits"], r["adv_train"]) == (precision, bits, adv)),
+                       None)
+            if run is not None:
+                cells = [run["clean_accuracy"]] + [v for e in eps for v in (_at(run, e), _attack_at(run, "autoattack", e))]
+                lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
+        lines.append("")
+    lines += ["How much of the study these runs cover (input bits × precision × adversarial training):", ""]
+    for arch, spec in models.ARCHITECTURES.items():
+        runs = [r for r in results if r["arch"] == arch]
+        full = sorted({claims.model_label(r["precision"], r["input_bits"], r["adv_train"]) for r in runs
+                       if not claims.reduced_budget(r)})
+        reduced = sorted({claims.model_label(r["precision"], r["input_bits"], r["adv_train"]) for r in runs
+                          if claims.reduced_budget(r)})
+        parts = ([f"{len(full)} model(s) at the study's budget ({spec.epochs} epochs): {', '.join(full)}"] if full else []
+                 ) + ([f"{len(reduced)} at a reduced budget: {', '.join(reduced)}"] if reduced else [])
+        lines.append(f"- {spec.dataset} {arch}: " + ("; ".join(parts) if parts else "not run on this machine") + ".")
+    return "\n".join(lines)
+
+
+def write_readme(results, path):
+    """Replace README's text between its results markers with `_glance`; a README without them is left alone."""
+    text = Path(path).read_text()
+    if README_BEGIN not in text or README_END not in text:
+        logging.warning("%s has no results markers; left as it is.", path)
+        return
+    head, rest = text.split(README_BEGIN, 1)
+    files.write_text_atomic(path, f"{head}{README_BEGIN}\n{_glance(results)}\n{README_END}{rest.split(README_END, 1)[1]}")
 
 
 def write_report(results, path, evaluations=()):
@@ -329,6 +451,11 @@ def write_report(results, path, evaluations=()):
              "the runs' `results.json`; the runs themselves (`runs/`) are not committed.", ""]
     order = lambda key: (list(presets.DATASETS).index(key[0]), key[2].startswith("reduced"), key[1])  # noqa: E731
     parts += [sections[key] for key in sorted(sections, key=order)]
+    study = claims.load_study(FLAGS.study)
+    analyses = {r["run_dir"]: found for r in _fig6_runs(results) if (found := _activation_l1(r)) is not None}
+    parts += [_study_section(results, study), _ledger_section(results, study, analyses)]
+    fig6 = _fig6_section(analyses, results, root)
+    parts += [fig6] if fig6 else []
     subsections = {k: _kept(v) for k, v in earlier_evaluations.items()}
     subsections.update(_evaluation_subsections(evaluations))
     if subsections:
@@ -352,6 +479,8 @@ def main(argv):
         sys.exit(f"error: no results.json under {FLAGS.output_dir}; run the grid first.")
     evaluations = [json.loads(p.read_text()) for p in sorted(Path(FLAGS.output_dir).glob("evaluations/*.json"))]
     write_report(results, FLAGS.report, evaluations)
+    if FLAGS.readme:
+        write_readme(results, FLAGS.readme)
     logging.info("wrote %s from %d runs", FLAGS.report, len(results))
 
 

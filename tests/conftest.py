@@ -1,11 +1,14 @@
 """Shared fixtures and hooks. In every process that runs tests, two logical CPUs are configured before
 TensorFlow initializes, for MirroredStrategy; pytest-xdist's controller, which runs none, never loads it."""
 
+import contextlib
 import ctypes
+import fcntl
 import gc
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,14 +31,27 @@ def pytest_configure(config):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+@contextlib.contextmanager
+def _one_child_at_a_time():
+    """Under pytest-xdist, hold a lock shared by the session's workers: one isolated child runs at a time."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        yield
+        return
+    with open(os.path.join(tempfile.gettempdir(), f"tfdisc-isolated-{run}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
     """Run a test marked `isolated` in a child pytest: the memory of its models goes when the child ends."""
     if pyfuncitem.get_closest_marker("isolated") is None or os.environ.get(ISOLATED_CHILD):
         return None
-    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
-                            pyfuncitem.nodeid], cwd=pyfuncitem.config.rootpath,
-                           env={**os.environ, ISOLATED_CHILD: "1"}, capture_output=True, text=True)
+    with _one_child_at_a_time():
+        child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                                pyfuncitem.nodeid], cwd=pyfuncitem.config.rootpath,
+                               env={**os.environ, ISOLATED_CHILD: "1"}, capture_output=True, text=True)
     if child.returncode != 0 or "1 passed" not in child.stdout:
         pytest.fail(f"{pyfuncitem.nodeid} failed in its own process:\n{child.stdout[-4000:]}\n{child.stderr[-2000:]}",
                     pytrace=False)

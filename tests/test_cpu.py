@@ -50,3 +50,10 @@ def test_bnn_under_mixed_bfloat16_keeps_levels_signs_and_float32_logits(mixed_bf
     history = model.fit(x, tf.range(16) % 10, epochs=2, verbose=0)
     assert all(np.isfinite(history.history["loss"]))
     assert all(np.all(np.abs(v.numpy()) <= 1) for v in model.trainable_variables if "kernel" in v.name)
+
+
+def test_machine_names_the_cpu_model(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n")
+    assert cpu.machine(str(info)).endswith(" CPU cores, AMD EPYC 7B13")
+    assert cpu.machine(str(tmp_path / "missing")).endswith(" CPU cores, unknown CPU")

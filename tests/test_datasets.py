@@ -130,3 +130,32 @@ def test_offline_tfds_fails_at_once_and_leaves_no_downloads(tmp_path, monkeypatc
     with pytest.raises(datasets.DataNotFoundError, match="Could not find cifar100"):
         datasets.load("cifar100", "train", data_dir=str(tmp_path), download=True)
     assert not (tmp_path / "downloads").exists()
+
+
+def test_augmentation_crops_and_flips_reproducibly():
+    x = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3) % 200 + 50  # no zeros: padding shows
+    y = np.arange(2, dtype=np.int64)
+
+    def first_epochs(first_epoch=0, epochs=3):
+        it = iter(datasets.pipeline(x, y, batch_size=2, shuffle_seed=1, first_epoch=first_epoch, augmented=True))
+        return [next(it) for _ in range(epochs)]
+
+    run = first_epochs()
+    for images, labels in run:
+        images = np.round(images.numpy() * 255).astype(np.uint8)
+        assert images.shape == x.shape
+        for image, label in zip(images, labels.numpy()):
+            inside = image[image > 0]  # a shifted and maybe mirrored copy of the original, zeros where padded
+            original = x[label]
+            assert set(inside.tolist()) <= set(original.ravel().tolist())
+            assert any(np.array_equal(image[r0:r1, c0:c1], view[r0 + dr:r1 + dr, c0 + dc:c1 + dc])
+                       for view in (original, original[:, ::-1]) for dr in range(-4, 5) for dc in range(-4, 5)
+                       for r0, r1, c0, c1 in [(max(0, -dr), min(8, 8 - dr), max(0, -dc), min(8, 8 - dc))])
+    augmented = [np.round(images.numpy() * 255).astype(np.uint8) for images, _ in run]
+    assert any(not np.array_equal(a[np.argsort(labels)], x) for a, (_, labels) in zip(augmented, run))
+    again = first_epochs(first_epoch=1, epochs=2)  # a resumed run sees the same augmented epochs
+    for (a_images, a_labels), (b_images, b_labels) in zip(run[1:], again):
+        np.testing.assert_array_equal(a_images.numpy(), b_images.numpy())
+        np.testing.assert_array_equal(a_labels.numpy(), b_labels.numpy())
+    with pytest.raises(ValueError, match="augmented=True needs a shuffle_seed"):
+        datasets.pipeline(x, y, 2, augmented=True)

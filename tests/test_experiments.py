@@ -21,7 +21,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
 import common  # noqa: E402
-from tfdisc import datasets  # noqa: E402
+from tfdisc import datasets, presets  # noqa: E402
 
 mnist = "mnist"
 pytestmark = pytest.mark.slow
@@ -53,8 +53,11 @@ def test_every_script_runs_one_epoch_on_mock_data(tmp_path, name, precision):
         results, run_dir = run_script(  # no XLA for the CIFAR nets: compiling their steps costs more than it saves
             SCRIPTS[name], precision=precision, epochs=1, batch_size=4, input_bits=2, adv_train=True,
             train_examples=8, test_examples=8, jit_compile=name not in ("cifar10", "cifar100"),
-            data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "runs"), sweep_eps="0,8/255", export=False)
+            data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "runs"), sweep_eps="0,8/255", export=False,
+            recipe="reference" if name.startswith("cifar") else "constant")  # reference: augmented CIFAR batches
     assert results["dataset"] == SCRIPTS[name] and results["precision"] == precision
+    assert results["adv_settings"] == {"eps": presets.get(SCRIPTS[name]).adv_eps,
+                                       "alpha": presets.get(SCRIPTS[name]).adv_alpha, "ratio": 0.5}
     assert results["test_examples"] == 8 and len(results["sweep"]["accuracy"]) == 2
     for file in ("config.json", "history.csv", "accuracy_vs_eps.png", "model_summary.txt"):
         assert (run_dir / file).is_file(), file
@@ -66,7 +69,7 @@ def test_fcn2_on_real_mnist_with_2bit_inputs(tmp_path):
                                   output_dir=str(tmp_path), sweep_every=0)
     assert RESULT_KEYS <= set(results)
     assert results["sweep"]["attack"] == "fgsm" and results["sweep"]["gradient"] == "identity"
-    assert results["sweep"]["eps"] == pytest.approx([0.05 * i for i in range(11)])
+    assert results["sweep"]["eps"] == pytest.approx(presets.get("mnist").sweep_eps)
     assert results["test_examples"] == 10000
     assert results["clean_accuracy"] >= 0.95
     sweep = results["sweep"]["accuracy"]
@@ -363,3 +366,28 @@ def test_per_epoch_sweeps_use_a_subset_and_the_final_sweep_every_test_example(tm
     with open(run_dir / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert all(0 <= float(row["val_sweep/fgsm/eps=0.1"]) <= 1 for row in rows)
+
+
+@pytest.mark.parametrize("precision, rates", [("full", {0: 1e-2, 9: 1e-2, 10: 5e-3, 15: 1e-3, 27: 1e-4}),
+                                              ("bnn", {0: 5e-3, 19: 5e-3, 20: 1e-3, 36: 1e-4, 40: 1e-5})])
+def test_reference_recipe_steps_the_learning_rate_per_epoch(precision, rates):
+    common.define_flags(mnist)
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["test"])
+    with flagsaver.flagsaver(recipe="reference", precision=precision):
+        optimizer = common._optimizer(flags.FLAGS)
+        (step,) = common._learning_rate_steps(flags.FLAGS)
+    expected = (tf.keras.optimizers.SGD, 5e-4) if precision == "full" else (tf.keras.optimizers.Adam, None)
+    assert isinstance(optimizer, expected[0]) and optimizer.weight_decay == expected[1]
+    assert {epoch: step.schedule(epoch) for epoch in rates} == rates
+
+
+def test_reference_recipe_trains_records_and_refuses_its_own_flags(tmp_path):
+    results, run_dir = run_script(mnist, epochs=1, recipe="reference", **_short(tmp_path))
+    assert results["recipe"] == "reference" and results["adv_settings"] is None and results["train_examples"] == 600
+    assert results["clean_accuracy"] > 0.3 and "CPU cores" in results["machine"]  # 6 SGD steps; chance is 0.1
+    with open(run_dir / "history.csv", newline="") as f:
+        assert float(next(csv.DictReader(f))["lr"]) == pytest.approx(1e-2)
+    with pytest.raises(common.RunError, match="--recipe=reference sets the optimizer and its learning rates; drop "
+                                              "--learning_rate"):
+        run_script(mnist, epochs=1, recipe="reference", learning_rate=0.1, run_name="again", **_short(tmp_path))

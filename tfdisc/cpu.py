@@ -6,6 +6,8 @@ at hand: "mixed_bfloat16" where the instructions exist, otherwise "float32" with
 """
 
 import logging
+import os
+import platform
 
 import tensorflow as tf
 
@@ -25,6 +27,17 @@ def cpu_flags(path="/proc/cpuinfo"):
     except OSError:
         pass
     return set()
+
+
+def machine(path="/proc/cpuinfo"):
+    """"<arch>, <n> CPU cores, <model name>": what a timing or a result was measured on."""
+    model = "unknown CPU"
+    try:
+        with open(path) as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {model}"
 
 
 def has_bfloat16(flags=None):

@@ -201,12 +201,29 @@ def without_autotune(dataset):
     return dataset.with_options(options)
 
 
-def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
+def augment(images, seeds, padding=4):
+    """Standard CIFAR augmentation, one stateless seed per image: pad by `padding` (zeros), crop back to the
+    original size at a random offset, and flip left-right with probability 1/2 (as torchvision's RandomCrop and
+    RandomHorizontalFlip in the study's reference code). `images` NHWC, `seeds` [N, 2] int."""
+    height, width = images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+
+    def one(args):
+        image, seed = args
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        image = tf.image.stateless_random_crop(image, [height, width, image.shape[-1]], crop_seed)
+        return tf.image.stateless_random_flip_left_right(image, flip_seed)
+
+    return tf.map_fn(one, (padded, seeds), fn_output_signature=images.dtype)
+
+
+def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0, augmented=False):
     """tf.data of (float32 in [0, 1], int64) batches over uint8 arrays, prefetched, autotuning off.
 
     Without `shuffle_seed`: one pass in order, cached. With it: endless epochs from
     `first_epoch`, epoch e a permutation seeded by (shuffle_seed, e), so a resumed run sees the
     very batches an uninterrupted one would; give `fit` `steps_per_epoch(len(x), batch_size)`.
+    `augmented` (with `shuffle_seed`) applies `augment`, seeded by (shuffle_seed, epoch, image).
     """
     x, y = np.asarray(x), np.asarray(y)
     if x.dtype != np.uint8:
@@ -215,15 +232,24 @@ def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0):
     if len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"pipeline needs one int label per image; got {len(y)} {y.dtype} labels for {len(x)} images.")
     if shuffle_seed is None:
+        if augmented:
+            raise ValueError("augmented=True needs a shuffle_seed: augmentation belongs to training pipelines.")
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
         return without_autotune(dataset.map(_to_float, tf.data.AUTOTUNE).cache().prefetch(tf.data.AUTOTUNE))
     images, labels = tf.constant(x), tf.constant(y)
     seed = tf.constant(shuffle_seed, tf.int64)
 
+    def batch_of(e, indices):
+        batch = tf.gather(images, indices)
+        if augmented:
+            position = e * len(x) + tf.cast(indices, tf.int64)  # one seed per image and epoch
+            batch = augment(batch, tf.stack([tf.fill(tf.shape(position), seed), position], axis=1))
+        return _to_float(batch, tf.gather(labels, indices))
+
     def epoch(e):
         order = tf.random.experimental.stateless_shuffle(tf.range(len(x)), seed=tf.stack([seed, e]))
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-        return batches.map(lambda i: _to_float(tf.gather(images, i), tf.gather(labels, i)), tf.data.AUTOTUNE)
+        return batches.map(lambda indices: batch_of(e, indices), tf.data.AUTOTUNE)
 
     epochs = tf.data.Dataset.counter(first_epoch, dtype=tf.int64).flat_map(epoch)
     return without_autotune(epochs.prefetch(tf.data.AUTOTUNE))

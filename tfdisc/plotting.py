@@ -34,3 +34,26 @@ def plot_accuracy_vs_eps(curves, path, title):
     fig.tight_layout()
     with files.atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
+
+
+def plot_activation_l1(results, path, title):
+    """Draw {label: `tfdisc.analysis.activation_l1` result}: the mean |activation| per unit on clean and FGSM
+    inputs (left), and the share of the clean L1 norm the attack changes, ‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁ (right)."""
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    for (label, r), color in zip(results.items(), cm.tab10.colors):
+        left.plot(r["eps"], [v / r["units"] for v in r["adversarial_l1"]], marker="o", markersize=3, color=color,
+                  label=f"{label}, FGSM")
+        left.axhline(r["clean_l1"][0] / r["units"], color=color, linestyle=":", label=f"{label}, clean")
+        right.plot(r["eps"], [c / a for c, a in zip(r["change_l1"], r["clean_l1"])], marker="o", markersize=3,
+                   color=color, label=label)
+    left.set_ylabel("mean |activation| per unit")
+    right.set_ylabel("‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁")
+    for ax in (left, right):
+        ax.set_xlabel("ε (L∞, pixels in [0, 1])")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with files.atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)

@@ -1,0 +1,321 @@
+"""The study's claims, each judged from our results by a rule written in code: REPORT.md's ledger.
+
+Verdicts: "holds", "does not hold", "holds only for …", "inconclusive" and "not run". Before a rule
+looks at accuracies, a gate checks every run the claim needs: a missing run or attack makes the claim
+"not run" on that setup; a run trained on a reduced budget, or more than 5 points of clean accuracy
+below the study's, makes it "inconclusive" there.
+"""
+
+import csv
+import dataclasses
+from typing import Callable
+
+from tfdisc import models, presets
+
+CLEAN_GAP = 0.05  # a run more than this below the study's clean accuracy cannot judge the study
+MARGIN = 0.02  # "beats", "more robust than": by more than 2 points
+ATTACKS = {"fgsm": "FGSM", "autoattack": "AutoAttack"}
+
+
+class Unjudged(Exception):
+    """The claim cannot be judged on a setup; `verdict` is "not run" or "inconclusive"."""
+
+    def __init__(self, verdict, reason):
+        super().__init__(reason)
+        self.verdict, self.reason = verdict, reason
+
+
+def load_study(path):
+    """The study's cells, transcribed in `path` (docs/study_tables.csv), as dicts with typed values."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row.update(input_bits=int(row["input_bits"]), adv_train=row["adv_train"] == "yes",
+                   accuracy=float(row["accuracy"]) / 100, epochs=int(row["epochs"]) if row["epochs"] else None)
+    return rows
+
+
+def eps_label(eps, dataset):
+    return f"{eps * 255:.0f}/255" if dataset.startswith(("cifar", "imagenet")) else f"{eps:g}"
+
+
+def pct(value):
+    return f"{100 * value:.1f}%"
+
+
+def model_label(precision, bits, adv=False):
+    return f"{precision}{' + adv' if adv else ''} {bits}-bit"
+
+
+def reduced_budget(result):
+    """Why `result` was trained on less than the study's budget, or None."""
+    epochs = models.ARCHITECTURES[result["arch"]].epochs
+    if result["epochs"] < epochs:
+        return f"{result['epochs']} of the study's {epochs} epochs"
+    if result.get("train_examples"):
+        return f"{result['train_examples']} training images"
+    return None
+
+
+class Evidence:
+    """Our runs of one setup (data set, architecture) under one attack; every run passes the gate as it is fetched."""
+
+    def __init__(self, results, study, dataset, arch, attack, analyses=None):
+        self.results = [r for r in results if r["dataset"] == dataset and r["arch"] == arch]
+        self.study = [s for s in study if s["dataset"] == dataset and s["arch"] == arch]
+        self.dataset, self.arch, self.attack = dataset, arch, attack
+        self.eps = list(presets.get(dataset).report_eps)
+        self.analyses = analyses or {}
+
+    def has(self, precision, bits, adv=False):
+        return any(self._matches(r, precision, bits, adv) for r in self.results)
+
+    @staticmethod
+    def _matches(result, precision, bits, adv):
+        return result["precision"] == precision and result["input_bits"] == bits and result["adv_train"] == adv
+
+    def run(self, precision, bits, adv=False):
+        """The run of that model (a full budget preferred), checked by the gate."""
+        label = model_label(precision, bits, adv)
+        runs = sorted((r for r in self.results if self._matches(r, precision, bits, adv)),
+                      key=lambda r: reduced_budget(r) is not None)
+        if not runs:
+            raise Unjudged("not run", f"no {label} run")
+        run, reduced = runs[0], reduced_budget(runs[0])
+        if reduced:
+            raise Unjudged("inconclusive", f"{label} trained on a reduced budget ({reduced})")
+        clean = next((s["accuracy"] for s in self.study if s["column"] == "clean" and self._matches(
+            s, precision, bits, adv)), None)
+        if clean is not None and run["clean_accuracy"] < clean - CLEAN_GAP:
+            raise Unjudged("inconclusive", f"{label}: clean {pct(run['clean_accuracy'])}, more than "
+                           f"{100 * CLEAN_GAP:.0f} points below the study's {pct(clean)}")
+        return run
+
+    def accuracy(self, run, eps):
+        """Accuracy under this evidence's attack: the FGSM sweep, or the report's worst case where AutoAttack ran."""
+        if self.attack == "fgsm":
+            curve = run["sweep"]
+        elif "autoattack" in run.get("attacks", {}):
+            curve = run["worst_case"]
+        else:
+            label = model_label(run["precision"], run["input_bits"], run["adv_train"])
+            raise Unjudged("not run", f"no AutoAttack on {label}")
+        found = [a for e, a in zip(curve["eps"], curve["accuracy"]) if abs(e - eps) < 1e-6]
+        if not found:
+            raise Unjudged("not run", f"ε={eps_label(eps, self.dataset)} not attacked")
+        return found[0]
+
+    def curve(self, run):
+        return [self.accuracy(run, e) for e in self.eps]
+
+    def over_eps(self, passed):
+        """A verdict from one pass/fail per report ε."""
+        if all(passed):
+            return "holds"
+        if not any(passed):
+            return "does not hold"
+        first_fail = passed.index(False)
+        if first_fail and not any(passed[first_fail:]):
+            return f"holds only for ε ≤ {eps_label(self.eps[first_fail - 1], self.dataset)}"
+        return "holds only for ε = " + ", ".join(eps_label(e, self.dataset) for e, p in zip(self.eps, passed) if p)
+
+    def at_eps(self, values):
+        return ", ".join(f"ε={eps_label(e, self.dataset)}: {v}" for e, v in zip(self.eps, values))
+
+
+def _holds(passed):
+    return "holds" if passed else "does not hold"
+
+
+# ---- the rules -------------------------------------------------------------------------------------------------
+
+def _clean_cost(ev):
+    two, eight = ev.run("full", 2), ev.run("full", 8)
+    allowed = 0.05 if ev.dataset.startswith("cifar") else 0.02
+    cost = eight["clean_accuracy"] - two["clean_accuracy"]
+    return _holds(cost <= allowed), (f"clean: 8-bit {pct(eight['clean_accuracy'])}, 2-bit {pct(two['clean_accuracy'])}; "
+                                     f"cost {100 * cost:.1f} points (allowed {100 * allowed:.0f})")
+
+
+def _within_clean(ev):
+    two = ev.run("full", 2)
+    drops = [two["clean_accuracy"] - a for a in ev.curve(two)]
+    return ev.over_eps([d <= MARGIN for d in drops]), "full 2-bit, points below its clean accuracy: " + ev.at_eps(
+        f"{100 * d:.1f}" for d in drops)
+
+
+def _wide_range(ev):
+    two, eight = ev.run("full", 2), ev.run("full", 8)
+    gains = [a - b for a, b in zip(ev.curve(two), ev.curve(eight))]
+    return ev.over_eps([g >= 0.10 for g in gains]), "full precision, 2-bit minus 8-bit: " + ev.at_eps(
+        f"{100 * g:+.1f}" for g in gains)
+
+
+def _two_bits_best(ev):
+    two, others = ev.run("full", 2), [ev.run("full", b) for b in (3, 4, 8) if b == 8 or ev.has("full", b)]
+    best_other = [max(values) for values in zip(*(ev.curve(r) for r in others))]
+    names = "/".join(f"{r['input_bits']}" for r in others)
+    return ev.over_eps([a >= b - MARGIN for a, b in zip(ev.curve(two), best_other)]), (
+        f"full precision, 2-bit vs the best of {names}-bit: " + ev.at_eps(
+            f"{pct(a)} vs {pct(b)}" for a, b in zip(ev.curve(two), best_other)))
+
+
+def _adv_two_beats_adv_eight(ev):
+    two, eight = ev.run("full", 2, adv=True), ev.run("full", 8, adv=True)
+    pairs = list(zip(ev.curve(two), ev.curve(eight)))
+    return ev.over_eps([a > b + MARGIN for a, b in pairs]), "adv-trained full, 2-bit vs 8-bit: " + ev.at_eps(
+        f"{pct(a)} vs {pct(b)}" for a, b in pairs)
+
+
+def _bnn_small_eps(ev):
+    bnn, full = ev.run("bnn", 8), ev.run("full", 8)
+    a, b = ev.accuracy(bnn, ev.eps[0]), ev.accuracy(full, ev.eps[0])
+    return _holds(a > b + MARGIN), f"8-bit, ε={eps_label(ev.eps[0], ev.dataset)}: BNN {pct(a)} vs full {pct(b)}"
+
+
+def _bnn_fall_faster(ev):
+    bnn, full = ev.run("bnn", 8), ev.run("full", 8)
+    drop = lambda run: ev.accuracy(run, ev.eps[0]) - ev.accuracy(run, ev.eps[-1])  # noqa: E731
+    span = f"ε={eps_label(ev.eps[0], ev.dataset)} → {eps_label(ev.eps[-1], ev.dataset)}"
+    return _holds(drop(bnn) > drop(full) + MARGIN), (f"8-bit, accuracy lost from {span}: BNN {100 * drop(bnn):.1f} "
+                                                     f"points, full {100 * drop(full):.1f}")
+
+
+def _capacity(large, small):
+    advantage = lambda ev: [a - b for a, b in zip(ev.curve(ev.run("bnn", 8)), ev.curve(ev.run("full", 8)))]  # noqa
+    wide, narrow = advantage(large), advantage(small)
+    return large.over_eps([w > n + MARGIN for w, n in zip(wide, narrow)]), (
+        f"BNN minus full (8-bit), {large.arch} vs {small.arch}: " + large.at_eps(
+            f"{100 * w:+.1f} vs {100 * n:+.1f}" for w, n in zip(wide, narrow)))
+
+
+def _adv_helps_full_more(ev):
+    gain = lambda precision: [a - b for a, b in zip(ev.curve(ev.run(precision, 8, adv=True)),  # noqa: E731
+                                                    ev.curve(ev.run(precision, 8)))]
+    full, bnn = gain("full"), gain("bnn")
+    return ev.over_eps([f > b + MARGIN for f, b in zip(full, bnn)]), "8-bit, gain from R-FGSM training, full vs BNN: " \
+        + ev.at_eps(f"{100 * f:+.1f} vs {100 * b:+.1f}" for f, b in zip(full, bnn))
+
+
+def _bnn_two_bits_like_adv(ev):
+    bnn, adv = ev.run("bnn", 2), ev.run("full", 8, adv=True)
+    pairs = list(zip(ev.curve(bnn), ev.curve(adv)))
+    return ev.over_eps([a >= b - 0.05 for a, b in pairs]), "BNN 2-bit vs adv-trained full 8-bit: " + ev.at_eps(
+        f"{pct(a)} vs {pct(b)}" for a, b in pairs)
+
+
+def _bnn_two_bits_furthers(ev):
+    both, alone = ev.curve(ev.run("bnn", 2)), [max(a, b) for a, b in zip(ev.curve(ev.run("full", 2)),
+                                                                        ev.curve(ev.run("bnn", 8)))]
+    return ev.over_eps([a > b + MARGIN for a, b in zip(both, alone)]), (
+        "BNN 2-bit vs the better of full 2-bit and BNN 8-bit: " + ev.at_eps(
+            f"{pct(a)} vs {pct(b)}" for a, b in zip(both, alone)))
+
+
+def _xnor_loses_less(ev):
+    loss = lambda run: [run["clean_accuracy"] - a for a in ev.curve(run)]  # noqa: E731
+    xnor, full = loss(ev.run("xnor", 2)), loss(ev.run("full", 2))
+    return ev.over_eps([x < f for x, f in zip(xnor, full)]), "2-bit, points lost to the attack, XNOR vs full: " + \
+        ev.at_eps(f"{100 * x:.1f} vs {100 * f:.1f}" for x, f in zip(xnor, full))
+
+
+def _activations_explain(ev):
+    """Fig. 6: the attack changes a smaller share of the BNN's first-layer activations than of full precision's."""
+    shares = {}
+    for precision in ("bnn", "full"):
+        run = ev.run(precision, 8)
+        analysis = ev.analyses.get(run["run_dir"])
+        if analysis is None:
+            raise Unjudged("not run", f"no activation analysis of {model_label(precision, 8)}")
+        share = {round(e, 6): c / a for e, c, a in zip(analysis["eps"], analysis["change_l1"], analysis["clean_l1"])}
+        if any(round(e, 6) not in share for e in ev.eps):
+            raise Unjudged("not run", f"the activation analysis of {model_label(precision, 8)} misses a report ε")
+        shares[precision] = [share[round(e, 6)] for e in ev.eps]
+    pairs = list(zip(shares["bnn"], shares["full"]))
+    return ev.over_eps([b < f for b, f in pairs]), "8-bit, ‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁, BNN vs full: " + \
+        ev.at_eps(f"{b:.2f} vs {f:.2f}" for b, f in pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    words: str  # the claim; `source` says whose words they are
+    source: str
+    rule: str
+    judge: Callable
+    setups: tuple  # (dataset, arch) pairs judged one by one; for a `joint` claim, the judge gets them all at once
+    attacks: tuple = tuple(ATTACKS)
+    joint: bool = False
+
+
+MNIST, CIFAR = (("mnist", "fcn2"), ("mnist", "fcn1")), (("cifar10", "alexnet"),)
+ABSTRACT, ISSUE = "abstract", "issue 12 (paraphrase)"
+CLAIMS = (
+    Claim("2-bit inputs improve robustness over 8-bit for a substantial range of ε", ABSTRACT,
+          "full precision, 2-bit ≥ 8-bit + 10 points, per report ε", _wide_range, MNIST + CIFAR),
+    Claim("2-bit inputs cost minimal clean accuracy", ABSTRACT,
+          "full precision, clean 8-bit − 2-bit ≤ 2 points (MNIST), ≤ 5 (CIFAR-10: the study's own 86.5 vs 82)",
+          _clean_cost, MNIST + CIFAR, attacks=("clean",)),
+    Claim("with 2-bit inputs, adversarial accuracy stays within ~1–2% of clean accuracy", ABSTRACT,
+          "full precision 2-bit, clean − attacked ≤ 2 points, per report ε", _within_clean, MNIST + CIFAR),
+    Claim("2-bit inputs give the maximal robustness among input precisions", ABSTRACT,
+          "full precision, 2-bit ≥ the best of 3/4/8-bit − 2 points, per report ε", _two_bits_best, MNIST + CIFAR),
+    Claim("adversarial training plus 2-bit inputs beats adversarial training plus 8-bit", ISSUE,
+          "adv-trained full, 2-bit > 8-bit + 2 points, per report ε", _adv_two_beats_adv_eight, MNIST + CIFAR),
+    Claim("BNNs are more robust than full precision at small ε", ABSTRACT,
+          "8-bit, BNN > full + 2 points at the smallest report ε", _bnn_small_eps, MNIST + CIFAR),
+    Claim("BNNs fall faster than full precision as ε grows", ISSUE,
+          "8-bit, accuracy lost from the smallest to the largest report ε: BNN > full + 2 points", _bnn_fall_faster,
+          MNIST + CIFAR),
+    Claim("capacity decides whether BNNs withstand larger ε (FCN1 vs FCN2)", ISSUE,
+          "8-bit, (BNN − full) on FCN1 > (BNN − full) on FCN2 + 2 points, per report ε", _capacity,
+          (("mnist", "fcn1"), ("mnist", "fcn2")), joint=True),
+    Claim("adversarial training helps full precision more than BNNs", ISSUE,
+          "8-bit, gain from R-FGSM training: full > BNN + 2 points, per report ε", _adv_helps_full_more, MNIST + CIFAR),
+    Claim("BNN with 2-bit inputs reaches an adversarially trained full-precision model, without adversarial training",
+          ABSTRACT, "BNN 2-bit ≥ adv-trained full 8-bit − 5 points, per report ε", _bnn_two_bits_like_adv,
+          MNIST + CIFAR),
+    Claim("combining 2-bit inputs with a BNN furthers robustness beyond either alone", ABSTRACT,
+          "BNN 2-bit > max(full 2-bit, BNN 8-bit) + 2 points, per report ε", _bnn_two_bits_furthers, MNIST + CIFAR),
+    Claim("XNOR-nets with 2-bit inputs lose less to the attack than full precision with 2-bit inputs", ISSUE,
+          "2-bit, (clean − attacked) of XNOR < of full, per report ε", _xnor_loses_less,
+          (("cifar100", "resnet20"), ("imagenet2012", "alexnet_imagenet"))),
+    Claim("Fig. 6: BNNs' first-layer activations change less under attack (L1 norm)", ISSUE,
+          "8-bit, FGSM: ‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁ of the first hidden layer, BNN < full, per report ε",
+          _activations_explain, (("mnist", "fcn1"), ("mnist", "fcn2")), attacks=("fgsm",)),
+)
+
+
+def _combine(outcomes):
+    """One verdict from {setup: (verdict, evidence)}: agreement, or "holds only for" the setups where it holds."""
+    judged = {s: v for s, (v, _) in outcomes.items() if v not in ("not run", "inconclusive")}
+    if not judged:
+        return "inconclusive" if any(v == "inconclusive" for v, _ in outcomes.values()) else "not run"
+    verdicts = set(judged.values())
+    if len(verdicts) == 1:
+        verdict = verdicts.pop()
+        return verdict if len(judged) == len(outcomes) else f"{verdict} (judged on {', '.join(judged)} only)"
+    holding = [s for s, v in judged.items() if v != "does not hold"]
+    return "holds only for " + ", ".join(holding) if holding else "does not hold"
+
+
+def ledger(results, study, analyses=None):
+    """[(claim, {attack name: (verdict, evidence)})] for every claim, under each attack that judges it."""
+    rows = []
+    for claim in CLAIMS:
+        judged = {}
+        for attack in claim.attacks:
+            evidence = [Evidence(results, study, d, a, "fgsm" if attack == "clean" else attack, analyses)
+                        for d, a in claim.setups]
+            groups = [("/".join(ev.arch for ev in evidence), evidence)] if claim.joint else [
+                (ev.arch, [ev]) for ev in evidence]
+            outcomes = {}
+            for name, group in groups:
+                try:
+                    outcomes[name] = claim.judge(*group)
+                except Unjudged as unjudged:
+                    outcomes[name] = (unjudged.verdict, unjudged.reason)
+            detail = "; ".join(f"{name}: {verdict}, {text}" if len(outcomes) > 1 else text
+                               for name, (verdict, text) in outcomes.items())
+            judged["clean" if attack == "clean" else ATTACKS[attack]] = (_combine(outcomes), detail)
+        rows.append((claim, judged))
+    return rows
