@@ -57,6 +57,11 @@ def reduced_budget(result):
     return None
 
 
+def preferred(runs):
+    """The run trained on the study's budget if there is one, else any of `runs`; None for none."""
+    return min(runs, key=lambda r: reduced_budget(r) is not None, default=None)
+
+
 class Evidence:
     """Our runs of one setup (data set, architecture) under one attack; every run passes the gate as it is fetched."""
 
@@ -77,11 +82,10 @@ class Evidence:
     def run(self, precision, bits, adv=False):
         """The run of that model (a full budget preferred), checked by the gate."""
         label = model_label(precision, bits, adv)
-        runs = sorted((r for r in self.results if self._matches(r, precision, bits, adv)),
-                      key=lambda r: reduced_budget(r) is not None)
-        if not runs:
+        run = preferred([r for r in self.results if self._matches(r, precision, bits, adv)])
+        if run is None:
             raise Unjudged("not run", f"no {label} run")
-        run, reduced = runs[0], reduced_budget(runs[0])
+        reduced = reduced_budget(run)
         if reduced:
             raise Unjudged("inconclusive", f"{label} trained on a reduced budget ({reduced})")
         clean = next((s["accuracy"] for s in self.study if s["column"] == "clean" and self._matches(

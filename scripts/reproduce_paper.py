@@ -41,8 +41,8 @@ flags.DEFINE_string("data_dir", None, "Passed to the experiment scripts.")
 flags.DEFINE_string("output_dir", "runs/paper", "Where the runs go (one folder per budget label).")
 flags.DEFINE_string("report", "REPORT.md", "Report to write.")
 flags.DEFINE_multi_string("extra", [], "Extra flag for every run, e.g. --extra=--sweep_every=0.")
-flags.DEFINE_string("readme", "README.md", "README whose results at a glance (between its results markers) are "
-                    "written from the same runs as the report; empty to leave it alone.")
+flags.DEFINE_string("readme", None, "README whose results at a glance (between its results markers) are written "
+                    "from the same runs as the report (default: README.md beside --report, as figures go to its docs/).")
 flags.DEFINE_string("study", "docs/study_tables.csv", "The study's cells, transcribed (table, model, column, accuracy).")
 flags.DEFINE_string("notes", "docs/report_notes.md", "Hand-written analysis appended to the report, if the file exists.")
 flags.DEFINE_bool("report_only", False, "Only rebuild the report from existing results.")
@@ -254,7 +254,7 @@ def _study_run(results, cell):
     """Our run of a study cell's model, a full budget preferred; None if there is none."""
     runs = [r for r in results if all(r[k] == cell[k] for k in ("dataset", "arch", "precision", "input_bits",
                                                                   "adv_train"))]
-    return min(runs, key=lambda r: claims.reduced_budget(r) is not None, default=None)
+    return claims.preferred(runs)
 
 
 def _column_eps(results, study):
@@ -424,9 +424,9 @@ def _glance(results):
 
 def write_readme(results, path):
     """Replace README's text between its results markers with `_glance`; a README without them is left alone."""
-    text = Path(path).read_text()
+    text = Path(path).read_text() if Path(path).is_file() else ""
     if README_BEGIN not in text or README_END not in text:
-        logging.warning("%s has no results markers; left as it is.", path)
+        logging.info("%s has no results markers; left as it is.", path)
         return
     head, rest = text.split(README_BEGIN, 1)
     files.write_text_atomic(path, f"{head}{README_BEGIN}\n{_glance(results)}\n{README_END}{rest.split(README_END, 1)[1]}")
@@ -479,8 +479,7 @@ def main(argv):
         sys.exit(f"error: no results.json under {FLAGS.output_dir}; run the grid first.")
     evaluations = [json.loads(p.read_text()) for p in sorted(Path(FLAGS.output_dir).glob("evaluations/*.json"))]
     write_report(results, FLAGS.report, evaluations)
-    if FLAGS.readme:
-        write_readme(results, FLAGS.readme)
+    write_readme(results, FLAGS.readme or Path(FLAGS.report).parent / "README.md")
     logging.info("wrote %s from %d runs", FLAGS.report, len(results))
 
 

@@ -100,7 +100,7 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     readme.write_text("# tfdisc\n\n<!-- results at a glance: written by scripts/reproduce_paper.py from the runs behind "
                       "REPORT.md -->\nold table\n<!-- end of results at a glance -->\n\n## Next\n")
     result = _script("reproduce_paper.py", "--report_only", f"--output_dir={tmp_path}", f"--report={report}",
-                     f"--study={study}", f"--readme={readme}")
+                     f"--study={study}")  # the README beside the report
     assert result.returncode == 0, result.stderr[-2000:]
     text = report.read_text()
     assert "| full | 8-bit | 98.0 | 30.0 | 5.0 | 1.0 |" in text
