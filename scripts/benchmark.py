@@ -13,7 +13,6 @@ throughput by batch size). Inputs are random: only time is measured. The excepti
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import tfdisc  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfdisc import datasets, evaluation, files, models  # noqa: E402
+from tfdisc import cpu, datasets, evaluation, files, models  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
@@ -296,7 +295,7 @@ def _memory_child():
 def _machine():
     gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
             for gpu in tf.config.list_physical_devices("GPU")]
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, GPUs: {', '.join(gpus) or 'none'}"
+    return f"{cpu.machine()}, GPUs: {', '.join(gpus) or 'none'}"
 
 
 def _markdown(results):

@@ -61,3 +61,20 @@ def test_progress_log_gives_epoch_and_run_eta(mnist_small, caplog):
     assert first_epoch[0].endswith("2 epoch(s) after this one")
     assert any(line.startswith("Epoch 3: 5/5 steps") and line.endswith("0 epoch(s) after this one") for line in lines)
     assert any(line.startswith("Training: 3/3 epochs") for line in lines)
+
+
+def test_run_eta_uses_the_last_finished_epoch(monkeypatch, caplog):
+    clock = [0.0]
+    monkeypatch.setattr("tfdisc.progress.time.perf_counter", lambda: clock[0])
+    log = ProgressLog(interval=0)
+    log.set_params({"epochs": 4, "steps": 10})
+    log.on_train_begin()
+    for epoch, seconds in enumerate([1000.0, 100.0]):  # the first epoch shared the machine with other work
+        log.on_epoch_begin(epoch)
+        clock[0] += seconds
+        log.on_epoch_end(epoch)
+    log.on_epoch_begin(2)
+    clock[0] += 50.0
+    with caplog.at_level("INFO", logger="tfdisc.progress"):
+        log.on_train_batch_end(4)  # half of epoch 3: 50 s left in it, then one epoch at 100 s
+    assert caplog.records[-1].getMessage().endswith("run ETA 2.5 min, 1 epoch(s) after this one")

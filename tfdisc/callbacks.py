@@ -115,8 +115,9 @@ class ProgressLog(tf.keras.callbacks.Callback):
     Keras's progress bar shows no run ETA, and none at all when output is not a terminal (`nohup`).
     Step lines come every `interval` seconds; batch logs stay tensors, so it adds no host sync per
     step. The run ETA counts the epochs of this `fit` call (a resumed run's first epoch is
-    `initial_epoch` + 1) at the mean time of those finished so far, validation and callbacks
-    included; during the first, at its training rate. Place it anywhere in the list.
+    `initial_epoch` + 1) at the time of the last finished one, validation and callbacks included,
+    so epochs slowed by other work on the machine stop counting once it is idle again; during the
+    first, at its training rate. Place it anywhere in the list.
     """
 
     def __init__(self, validation_batches=None, interval=30.0):
@@ -127,19 +128,19 @@ class ProgressLog(tf.keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._epochs = Progress("Training", self.params.get("epochs"), unit="epochs", interval=0)
-        self._first_epoch = None
+        self._first_epoch = self._last_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._first_epoch is None:
             self._first_epoch = epoch
             self._epochs.total = (self._epochs.total or epoch + 1) - epoch
         self._epoch_number = epoch + 1 - self._first_epoch
+        self._epoch_began = self._epochs.elapsed
         self._steps = Progress(f"Epoch {epoch + 1}", self.params.get("steps"), unit="steps", interval=self.interval)
 
     def _run_eta(self, steps_done):
         def note():
-            epochs_done = self._epoch_number - 1
-            per_epoch = (self._epochs.elapsed - self._steps.elapsed) / epochs_done if epochs_done else None
+            per_epoch = self._last_epoch
             if per_epoch is None and self._steps.total:
                 per_epoch = self._steps.elapsed / steps_done * self._steps.total
             left = self._epochs.total - self._epoch_number
@@ -153,6 +154,7 @@ class ProgressLog(tf.keras.callbacks.Callback):
         self._steps.update(batch + 1, note=self._run_eta(batch + 1))
 
     def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = self._epochs.elapsed - self._epoch_began
         self._epochs.update(epoch + 1 - self._first_epoch)
 
     def on_test_begin(self, logs=None):
