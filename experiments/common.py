@@ -410,8 +410,10 @@ def _check_resume(flags_obj, run_dir, has_checkpoint):
     with open(config_path) as f:
         saved = json.load(f)["flags"]
     current = run_config(flags_obj)
-    differ = [f"--{name}: run has {saved.get(name)!r}, now {current[name]!r}" for name in RUN_DEFINING_FLAGS
-              if saved.get(name) != current[name]]
+    # A flag newer than the run is absent from its config: the run trained as that flag's default does.
+    saved = {name: saved.get(name, flags_obj[name].default) for name in RUN_DEFINING_FLAGS}
+    differ = [f"--{name}: run has {saved[name]!r}, now {current[name]!r}" for name in RUN_DEFINING_FLAGS
+              if saved[name] != current[name]]
     if differ:
         raise RunError(f"--resume would continue {run_dir} with other settings ({'; '.join(differ)}). Resume with the "
                        "run's settings, or start a new run with another --run_name.")

@@ -218,6 +218,18 @@ def test_resume_refuses_another_configuration_and_keeps_the_run(tmp_path):
     assert {name: (run_dir / name).read_text() for name in before} == before
 
 
+def test_resume_reads_a_flag_newer_than_the_run_as_its_default(tmp_path):
+    _, run_dir = run_script(mnist, epochs=1, run_name="run", **_short(tmp_path))
+    config = json.loads((run_dir / "config.json").read_text())
+    del config["flags"]["recipe"]  # as written before --recipe existed
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "results.json").unlink()
+    results, _ = run_script(mnist, epochs=2, run_name="run", resume=True, **_short(tmp_path))
+    assert results["epochs"] == 2 and results["recipe"] == "constant"
+    with pytest.raises(common.RunError, match=r"--recipe: run has 'constant', now 'reference'"):
+        run_script(mnist, epochs=3, run_name="run", resume=True, recipe="reference", **_short(tmp_path))
+
+
 def test_a_second_run_into_a_busy_directory_is_refused(tmp_path):
     import fcntl
 
