@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 import larq as lq  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from tfdisc import callbacks, cpu, datasets, evaluation, files, models, plotting, presets, scripting  # noqa: E402
+from tfdisc import callbacks, cpu, datasets, evaluation, export, files, models, plotting, presets, scripting  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 
 OPTIMIZERS = {"adam": tf.keras.optimizers.Adam, "sgd": lambda lr: tf.keras.optimizers.SGD(lr, momentum=0.9)}
@@ -419,12 +419,6 @@ def _check_resume(flags_obj, run_dir, has_checkpoint):
                        "run's settings, or start a new run with another --run_name.")
 
 
-def _export(model, path):
-    """Save the SavedModel into a temporary folder, then move it into place: a kill leaves no half export."""
-    with files.atomic_directory(path) as tmp:
-        model.save(tmp)
-
-
 def _print_table(results, report, run_dir):
     sweep = results["sweep"]
     print(f"\n{results['dataset']} {results['arch']} {results['precision']} {results['input_bits']}-bit input"
@@ -513,7 +507,7 @@ def _run_locked(flags_obj, strategy, chief, run_dir):
         ) from None
 
     if flags_obj.export:  # every worker saves (non-chief ones into a temporary folder), as tf.distribute asks
-        _export(model, os.path.join(run_dir, "saved_model"))
+        export.save(model, os.path.join(run_dir, "saved_model"))  # atomically: a kill leaves no half export
     sweep = evaluation.sweep(model, test, eps_values, gradient=flags_obj.gradient)  # every test example, graph mode
     report = evaluation.robustness_report(
         model, attack_test, report_eps, flags_obj.attacks, surrogate, version=flags_obj.autoattack_version,

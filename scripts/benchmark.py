@@ -9,6 +9,9 @@ plain-Keras FCN2), xla (jit_compile on/off for training and the sweep), pipeline
 autotuning off, as the library ships it, vs on), memory (FCN1-BNN peak RSS at batch 100; sweep
 throughput by batch size). Inputs are random: only time is measured. The exception is autoattack
 (tfdisc's AutoAttack vs ART's on real MNIST and a trained FCN2-BNN, 2-bit input): accuracy and time.
+deploy: bytes and single-image latency of the Keras model, float TFLite and LCE for FCN2-, FCN1- and
+AlexNet-BNN, the binary layers' size in float and in LCE, and (FCN2-BNN, trained as for autoattack
+unless --autoattack_model) the flatbuffers' agreement with Keras on the 10 000 MNIST test images.
 """
 
 import json
@@ -26,14 +29,15 @@ import tfdisc  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfdisc import cpu, datasets, evaluation, files, models  # noqa: E402
+from tfdisc import cpu, datasets, evaluation, export, files, models  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
-PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack"]
+PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
-flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs.")
+flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs (deploy: "
+                  "fcn2_bnn, fcn1_bnn, alexnet_bnn unless given).")
 flags.DEFINE_integer("repeats", 5, "Timed repeats per variant (after one warm-up).", lower_bound=1)
 flags.DEFINE_integer("batches", 8, "Batches per timed run (FCN models).", lower_bound=1)
 flags.DEFINE_integer("conv_batches", 2, "Batches per timed run (conv models, slow on CPUs).", lower_bound=1)
@@ -41,7 +45,7 @@ flags.DEFINE_integer("batch_size", 100, "Batch size (FCN models).", lower_bound=
 flags.DEFINE_integer("conv_batch_size", 32, "Batch size (conv models).", lower_bound=1)
 flags.DEFINE_string("output", "benchmarks/results", "Writes <output>.json and <output>.md.")
 flags.DEFINE_string("data_dir", "../shared/data", "Real data for the autoattack part (see tfdisc.datasets).")
-flags.DEFINE_string("autoattack_model", None, "autoattack part: a run directory or SavedModel (default: an FCN2-BNN "
+flags.DEFINE_string("autoattack_model", None, "autoattack and deploy parts: a run directory or SavedModel (default: an FCN2-BNN "
                     "with 2-bit input trained here for 3 epochs on MNIST).")
 flags.DEFINE_integer("autoattack_examples", 500, "autoattack part: the first N MNIST test images.", lower_bound=1)
 flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack part: the ε to attack at.")
@@ -217,6 +221,72 @@ def bench_autoattack(_):
     return result
 
 
+def _binary_bytes(flatbuffer):
+    """Bytes of the constant inputs (bit-packed filters, fused scales) of a flatbuffer's LCE binary convolutions."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    subgraph = graph.subgraphs[0]
+    constant = set()
+    for op in subgraph.operators:
+        if (graph.operatorCodes[op.opcodeIndex].customCode or b"").decode() == export.BINARY_CONV_OP:
+            constant |= {subgraph.tensors[i].buffer for i in op.inputs[1:] if i >= 0}
+    return sum(len(graph.buffers[b].data) for b in constant if graph.buffers[b].data is not None)
+
+
+def _latency(fn, x):
+    """Median seconds of one single-image call, over `repeats` runs of 50 calls (after a warm-up)."""
+    fn(x)
+    runs = []
+    for _ in range(FLAGS.repeats):
+        start = time.perf_counter()
+        for _ in range(50):
+            fn(x)
+        runs.append((time.perf_counter() - start) / 50)
+    return statistics.median(runs)
+
+
+def _agreement(model, runners):
+    """Argmax agreement and max |logit difference| of each flatbuffer with the Keras model on the MNIST test set."""
+    x, _ = datasets.load_arrays("mnist", "test", data_dir=FLAGS.data_dir)
+    x = x.astype(np.float32) / 255.0
+    keras_logits = model.predict(x, batch_size=1000, verbose=0)
+    measured = {}
+    for name, runner in runners.items():
+        logits = runner(x)
+        measured[f"{name}_agreement"] = float(np.mean(logits.argmax(1) == keras_logits.argmax(1)))
+        measured[f"{name}_max_logit_diff"] = float(np.abs(logits - keras_logits).max())
+    return measured
+
+
+def bench_deploy(key):
+    """Bytes and single-image latency of the Keras model, float TFLite and LCE (interpreters on 1 thread)."""
+    import tempfile
+
+    model = _autoattack_model() if key == "fcn2_bnn" else _build(key)
+    x = np.random.default_rng(0).random((1, *model.input_shape[1:])).astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        export.save(model, os.path.join(folder, "saved_model"))
+        keras_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(folder) for f in names)
+        tflite = export.to_tflite(model, os.path.join(folder, "float.tflite"))
+        lce = export.to_lce(model, os.path.join(folder, "lce.tflite"))
+        with open(lce.path, "rb") as f:
+            binary_bytes = _binary_bytes(f.read())
+        runners = {"tflite": export.TFLiteModel(tflite.path), "lce": export.TFLiteModel(lce.path)}
+        keras_call = tf.function(lambda z: model(z, training=False))
+        seconds = {"keras": _latency(lambda z: keras_call(z).numpy(), x),
+                   **{name: _latency(runner, x) for name, runner in runners.items()}}
+        agreement = _agreement(model, runners) if key == "fcn2_bnn" else {}
+    binary_kernels = [layer.kernel for layer in model.submodules if getattr(layer, "name", None) in lce.binary_layers
+                      and hasattr(layer, "kernel")]
+    binary_float_bytes = 4 * sum(int(np.prod(k.shape)) for k in binary_kernels)
+    return {"keras_mb": keras_bytes / 1e6, "tflite_mb": tflite.bytes / 1e6, "lce_mb": lce.bytes / 1e6,
+            "binary_layers": len(lce.binary_layers), "binary_layers_float_mb": binary_float_bytes / 1e6,
+            "binary_layers_lce_mb": binary_bytes / 1e6, "binary_layers_smaller": binary_float_bytes / binary_bytes,
+            "keras_ms": 1e3 * seconds["keras"], "tflite_ms": 1e3 * seconds["tflite"], "lce_ms": 1e3 * seconds["lce"],
+            "lce_speedup_over_tflite": seconds["tflite"] / seconds["lce"], **agreement}
+
+
 def _plain_fcn2():
     inputs = tf.keras.Input((28, 28, 1))
     x = tf.keras.layers.Flatten()(inputs)
@@ -311,8 +381,10 @@ def main(argv):
     if FLAGS.memory_child:
         return _memory_child()
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
-               "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack}
-    per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"]}
+               "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack,
+               "deploy": bench_deploy}
+    per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"],
+                 "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"]}
     results = {"machine": _machine(), "parts": {}}
     for part in FLAGS.parts:
         results["parts"][part] = {}

@@ -3,9 +3,14 @@
     python scripts/evaluate.py --model=runs/mnist_fcn2_bnn_2b_s0 --dataset=mnist --data_dir=../shared/data \\
         --attacks=fgsm,pgd,autoattack --output=runs/evaluations/fcn2_bnn_2b.json
 
+    python scripts/evaluate.py --model=runs/mnist_fcn2_bnn_2b_s0/model_lce.tflite --dataset=mnist \\
+        --data_dir=../shared/data --eps=0.1,0.2,0.3
+
 --model is a run directory (its saved_model/ is used) or any Keras SavedModel with float inputs in
-[0, 1] that returns logits. --gradient sets how its InputDiscretization layers pass gradients for
-this evaluation. --test_examples with --subset=first evaluates the first N test images (as other
+[0, 1] that returns logits. A .tflite --model is a deployed flatbuffer: it is attacked by Square
+through its interpreter and by FGSM, PGD and APGD-CE crafted on its Keras twin, and reported beside
+the twin (`tfdisc.deployed`), with a loud warning wherever it is less robust. --gradient sets how
+the InputDiscretization layers pass gradients for this evaluation. --test_examples with --subset=first evaluates the first N test images (as other
 tools report), with --subset=random a fixed random subset (seed 0).
 """
 
@@ -20,9 +25,10 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 from absl import app, flags  # noqa: E402
 
 import tfdisc  # noqa: E402,F401  (selects legacy Keras before TensorFlow loads it)
-from tfdisc import datasets, evaluation, files, models, plotting, presets, scripting  # noqa: E402
+from tfdisc import datasets, deployed, evaluation, export, files, models, plotting, presets, scripting  # noqa: E402
 
-flags.DEFINE_string("model", None, "Run directory or SavedModel to evaluate.", required=True)
+flags.DEFINE_string("model", None, "Run directory, SavedModel, or a .tflite flatbuffer (scripts/export.py) to "
+                    "evaluate beside its Keras twin.", required=True)
 flags.DEFINE_enum("dataset", "mnist", list(presets.DATASETS), "Test data.")
 flags.DEFINE_string("data_dir", None, "Data folder (see tfdisc.datasets).")
 flags.DEFINE_integer("test_examples", 1000, "How many test examples (see --subset).", lower_bound=1)
@@ -34,7 +40,8 @@ flags.DEFINE_enum("autoattack_version", "standard", list(evaluation.AUTOATTACK_V
                   "standard: APGD-CE, APGD-T, Square 5000 queries, each on the survivors; fast: APGD-CE, APGD-DLR.")
 flags.DEFINE_string("eps", None, "Comma list of eps (fractions like 8/255 allowed); default: the data set's sweep grid.")
 flags.DEFINE_enum("gradient", "identity", ["identity", "zero"], "Gradient of the input discretization.")
-flags.DEFINE_string("surrogate", None, "Run directory or SavedModel for the transfer attack.")
+flags.DEFINE_string("surrogate", None, "Run directory or SavedModel for the transfer attack; for a .tflite "
+                    "--model, its Keras twin (default: the SavedModel next to the flatbuffer).")
 flags.DEFINE_integer("pgd_steps", 20, "PGD steps.", lower_bound=1)
 flags.DEFINE_integer("pgd_restarts", 5, "PGD (and standalone APGD) restarts, per-example best.", lower_bound=1)
 flags.DEFINE_integer("square_queries", 1000, "Square Attack queries.", lower_bound=1)
@@ -61,10 +68,34 @@ def evaluate(flags_obj):
     return report
 
 
+def evaluate_deployed(flags_obj):
+    """A flatbuffer beside its Keras twin (--surrogate, or the SavedModel next to the flatbuffer)."""
+    preset = presets.get(flags_obj.dataset)
+    eps = evaluation.parse_eps_list(flags_obj.eps) if flags_obj.eps else list(preset.sweep_eps)
+    twin_path = flags_obj.surrogate or os.path.dirname(os.path.abspath(flags_obj.model))
+    twin = models.load(twin_path, "--surrogate (the Keras twin of the flatbuffer)")
+    runner = export.TFLiteModel(flags_obj.model)
+    attack_names = flags_obj.attacks if flags_obj["attacks"].present else list(deployed.ATTACKS)
+    data = datasets.load(flags_obj.dataset, "test", data_dir=flags_obj.data_dir, examples=flags_obj.test_examples,
+                         subset_order=flags_obj.subset, batch_size=250)
+    report = deployed.deployed_report(runner, twin, data, eps, attack_names, pgd_steps=flags_obj.pgd_steps,
+                                      square_queries=flags_obj.square_queries, seed=flags_obj.seed)
+    report.update(model=flags_obj.model, twin=twin_path, dataset=flags_obj.dataset, subset=flags_obj.subset,
+                  command=shlex.join(["python", *sys.argv]))
+    return report
+
+
 def main(argv):
     del argv
     scripting.quiet_library_logs()
     try:
+        if FLAGS.model.endswith(".tflite"):
+            report = evaluate_deployed(FLAGS)
+            print(f"{FLAGS.model} beside its Keras twin {report['twin']}, {report['seconds']:.0f} s")
+            print("\n".join(deployed.report_lines(report)))
+            if FLAGS.output:
+                files.write_json_atomic(FLAGS.output, report)
+            return
         report = evaluate(FLAGS)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")

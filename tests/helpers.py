@@ -1,4 +1,4 @@
-"""Helpers the tests share: the real data's location and loading, and accuracy."""
+"""Helpers the tests share: the real data's location and loading, accuracy, and BNNs without sign ties."""
 
 import os
 from pathlib import Path
@@ -30,3 +30,23 @@ def load_mnist(n_train, n_test):
 
 def accuracy(model, x, y):
     return float(np.mean(np.argmax(model(x, training=False), axis=-1) == y))
+
+
+def without_sign_ties(model, first_step, seed=0):
+    """Put every BatchNorm's zero crossing half a lattice step away from the sums that feed it.
+
+    The sums before a BatchNorm lie on a lattice (integers after ±1 products; multiples of the
+    pixel level `first_step` after the first layer), so no value that gets binarized then lies within
+    rounding error of 0, and Keras and LCE must agree exactly on every sign.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    step = first_step
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            beta, _, _ = layer.get_weights()
+            mean = (rng.integers(-3, 4, beta.shape) + 0.5) * step
+            layer.set_weights([np.zeros_like(beta), mean.astype(np.float32),
+                               rng.uniform(0.5, 2.0, beta.shape).astype(np.float32)])
+            step = 1.0

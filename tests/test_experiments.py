@@ -296,7 +296,7 @@ def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path
                 with files.atomic_directory(path) as tmp:
                     (Path(tmp) / "saved_model.pb").write_bytes(b"partial")
                     raise Killed()
-            patch.setattr(common, "_export", half_export)
+            patch.setattr(common.export, "save", half_export)
         with pytest.raises(Killed):
             run_script(mnist, epochs=2, run_name="killed", **run)
     assert not (tmp_path / "killed" / "saved_model").exists()

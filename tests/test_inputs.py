@@ -29,25 +29,27 @@ CASES = {
     "labels_out_of_range": (lambda x, y: (x, y + 5), LABELS),
     "labels_negative": (lambda x, y: (x, y - 5), LABELS),
 }
-PATHS = ("eager", "graph", "xla", "saved_model", "tflite")
-NOT_APPLICABLE = {("labels_out_of_range", "tflite"), ("labels_negative", "tflite")}  # a flatbuffer takes no labels
+PATHS = ("eager", "graph", "xla", "saved_model", "tflite", "lce")
+NOT_APPLICABLE = {(labels, flatbuffer) for labels in ("labels_out_of_range", "labels_negative")
+                  for flatbuffer in ("tflite", "lce")}  # a flatbuffer takes no labels
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A 5-class model, its SavedModel and its TFLite flatbuffer."""
+    """A 5-class model, its SavedModel, and its TFLite and LCE flatbuffers."""
     tf.keras.utils.set_random_seed(0)
     model = models.build_model("fcn2", width=16, depth=1, input_bits=2, num_classes=5)
     folder = tmp_path_factory.mktemp("exported")
     model.save(str(folder / "saved_model"))
-    export.to_tflite(model, folder / "model.tflite")
+    export.to_tflite(model, folder / "tflite.tflite")
+    export.to_lce(model, folder / "lce.tflite")
     return model, folder
 
 
 def _use(path, model, folder, x, y, *also_predict):
     """Run the model on (x, y) as `path` does: fit, evaluate, predict (or inference only); predictions of each input."""
-    if path == "tflite":
-        runner = export.TFLiteModel(folder / "model.tflite")
+    if path in ("tflite", "lce"):
+        runner = export.TFLiteModel(folder / f"{path}.tflite")
         return [runner(z) for z in (x, *also_predict)]
     if path == "saved_model":
         model = models.load(str(folder / "saved_model"))
@@ -100,6 +102,15 @@ def test_user_compiled_xla_turns_bad_input_into_nan(exported):
     fgsm = tf.function(lambda z, eps: attacks.fast_gradient_method(model, z, eps), jit_compile=True)
     assert np.isnan(fgsm(x[1:], tf.constant(1.5)).numpy()).all()
     assert np.isfinite(fgsm(x[1:], tf.constant(0.1)).numpy()).all()
+
+
+def test_user_compiled_xla_turns_bad_input_into_nan_in_a_bnn_too():
+    """A sign would turn NaN activations back into ±1; the model marks bad examples again on its logits."""
+    model = models.build_model("fcn2", precision="bnn", width=16, depth=2, input_bits=2, num_classes=5)
+    x, _ = _batch()
+    x[0] *= 255
+    logits = tf.function(lambda z: model(z, training=False), jit_compile=True)(x).numpy()
+    assert np.isnan(logits[0]).all() and np.isfinite(logits[1:]).all()
 
 
 BUDGET = r"must be a finite L∞ budget in \[0, 1\]"

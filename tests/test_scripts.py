@@ -179,3 +179,23 @@ def test_training_benchmark_profiles_and_compares_settings(tmp_path):
     assert settings["main_eval_batch"] == 100 and settings["new_eval_batch"] == 1000
     assert settings["new_epoch_speedup"] == pytest.approx(settings["main_epoch_s"] / settings["new_epoch_s"])
     assert "### settings" in output.with_suffix(".md").read_text()
+
+
+def test_benchmark_deploy_part_measures_sizes_latency_and_agreement(tmp_path):
+    from tfdisc import export, models
+
+    from helpers import without_sign_ties
+
+    model = models.build_model("fcn2", precision="bnn", input_bits=2, width=64, depth=2)
+    without_sign_ties(model, 64 / 255)  # so that Keras and LCE must agree on every image
+    export.save(model, tmp_path / "run" / "saved_model")
+    output = tmp_path / "bench"
+    result = _script("benchmark.py", "--parts=deploy", "--models=fcn2_bnn", f"--autoattack_model={tmp_path / 'run'}",
+                     "--repeats=1", f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    deploy = json.loads(output.with_suffix(".json").read_text())["parts"]["deploy"]["fcn2_bnn"]
+    assert deploy["binary_layers"] == 2 and deploy["binary_layers_float_mb"] == pytest.approx(4 * (64 * 64 + 64 * 10) / 1e6)
+    assert deploy["binary_layers_smaller"] == pytest.approx(deploy["binary_layers_float_mb"] /
+                                                            deploy["binary_layers_lce_mb"])
+    assert deploy["lce_mb"] < deploy["tflite_mb"] and deploy["lce_agreement"] == deploy["tflite_agreement"] == 1
+    assert deploy["lce_speedup_over_tflite"] == pytest.approx(deploy["tflite_ms"] / deploy["lce_ms"])

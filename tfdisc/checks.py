@@ -171,8 +171,10 @@ def nan_where_invalid(x, y):
 
     The last line of defence where no error can be raised (inside XLA, in a TFLite flatbuffer).
     """
-    axes = list(range(1, x.shape.rank)) if x.shape.rank and x.shape.rank > 1 else None
-    valid = tf.reduce_all((x >= 0) & (x <= 1), axis=axes, keepdims=axes is not None)
+    valid = (x >= 0) & (x <= 1)
+    if x.shape.rank and x.shape.rank > 1:  # per example, shaped to broadcast over y's other axes
+        valid = tf.reduce_all(valid, axis=list(range(1, x.shape.rank)))
+        valid = tf.reshape(valid, [-1] + [1] * (y.shape.rank - 1))
     return tf.where(valid, y, tf.constant(float("nan"), y.dtype))
 
 

@@ -1,43 +1,214 @@
-"""Export to TFLite, and a runner that enforces the input contract a flatbuffer cannot.
+"""Deployment: a SavedModel, a float TFLite flatbuffer or a Larq Compute Engine (LCE) one, and a runner.
 
-A TFLite flatbuffer cannot raise on bad input: graph assertions do not survive conversion. Inside
-the flatbuffer, examples with NaN or out-of-range pixels come out as NaN logits
-(`tfdisc.checks.nan_where_invalid`); `TFLiteModel` checks the input before the interpreter runs,
-so in Python bad input fails with the same clear errors as the Keras model.
+Every format takes `pixels` and returns `logits`, under those names: float32 pixels in [0, 1], or
+uint8 images 0..255 with `input_dtype="uint8"`. The input discretization stays inside the model.
+A flatbuffer cannot raise on bad input (graph assertions do not survive conversion): inside it, an
+example with NaN or out-of-range float pixels comes out as NaN logits, and `TFLiteModel` checks the
+input before the interpreter runs, so in Python bad input fails with the Keras model's clear errors.
+
+`to_lce` runs every binarized layer (±1 inputs and ±1 kernels) on LCE's binary convolution kernels:
+a binarized dense layer is first rewritten as the equal 1×1 convolution (`layers.DenseAsConv`), and
+the flatbuffer's operators are checked against the layers, never assumed.
 """
 
+import collections
+import os
+import tempfile
 import warnings
 
+import larq as lq
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
 
 from tfdisc import checks, files
+from tfdisc.layers import DenseAsConv
+
+INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
+INPUT_DTYPES = ("float32", "uint8")
+LCE_INSTALL = "pip install larq-compute-engine==0.16.0 (or: pip install 'tfdisc[deploy]')"
+BINARY_CONV_OP = "LceBconv2d"
+
+Exported = collections.namedtuple("Exported", "path bytes operators binary_layers float_layers")
+Exported.__doc__ = """A written flatbuffer: its size, operator counts, and which quantized layers run binary or float.
+
+`binary_layers`: names of the layers that run on LCE's binary kernels (empty for float TFLite).
+`float_layers`: {name: why} for the Larq layers with ±1 kernels that stay float in the flatbuffer.
+"""
 
 
-def to_tflite(model, path):
-    """Convert a Keras model to a float TFLite flatbuffer at `path` (written atomically); return its size in bytes."""
-    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    with files.atomic_write(path, "wb") as f:
-        f.write(flatbuffer)
-    return len(flatbuffer)
+class ExportError(ValueError):
+    """A model cannot be exported as asked; the message names the layer or the missing piece."""
+
+
+def serving_function(model, input_dtype="float32"):
+    """A `tf.function` pixels -> {"logits": ...} over `model`, for batches of any size."""
+    checks.choice("input_dtype", input_dtype, INPUT_DTYPES)
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), input_dtype, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(pixels):
+        return {OUTPUT_NAME: model(pixels, training=False)}
+
+    return serve
+
+
+def save(model, path, input_dtype="float32"):
+    """Save `model` as a Keras SavedModel whose serving signature maps `pixels` to `logits` (atomically)."""
+    with files.atomic_directory(str(path)) as tmp:
+        model.save(tmp, signatures={"serving_default": serving_function(model, input_dtype)})
+
+
+def binarized_layers(model):
+    """(names of layers with ±1 inputs and ±1 kernels, {name: why} of layers with ±1 kernels on real inputs)."""
+    binary, real_inputs = [], {}
+    for layer in _quantized_layers(model):
+        if _is_binary(layer.kernel_quantizer):
+            if _is_binary(layer.input_quantizer):
+                binary.append(layer.name)
+            else:
+                real_inputs[layer.name] = "±1 kernel on real-valued inputs: LCE's binary kernels need ±1 inputs"
+    return binary, real_inputs
+
+
+def lce_form(model):
+    """`model` with every binarized dense layer as the equal 1×1 convolution (`DenseAsConv`); other layers shared."""
+    binary = set(binarized_layers(model)[0])
+
+    def rewrite(layer):
+        if layer.name in binary and isinstance(layer, lq.layers.QuantDense):
+            return DenseAsConv.from_dense(layer)
+        return layer
+
+    return tf.keras.models.clone_model(model, clone_function=rewrite)
+
+
+def to_tflite(model, path, *, input_dtype="float32"):
+    """Write `model` as a float TFLite flatbuffer at `path` (atomically); return its `Exported`."""
+    with tempfile.TemporaryDirectory() as saved_model:
+        save(model, os.path.join(saved_model, "model"), input_dtype)
+        flatbuffer = tf.lite.TFLiteConverter.from_saved_model(os.path.join(saved_model, "model")).convert()
+    binary, real_inputs = binarized_layers(model)
+    return _write(path, flatbuffer, [], {**dict.fromkeys(binary, "float TFLite has no binary kernels"), **real_inputs})
+
+
+def to_lce(model, path, *, input_dtype="float32"):
+    """Write `model` as an LCE flatbuffer at `path` (atomically), every binarized layer on binary kernels.
+
+    Raises `ExportError` naming the layers that did not become LCE binary convolutions, and says
+    how to install LCE if it is missing. Returns the flatbuffer's `Exported`.
+    """
+    lce = _lce()
+    binary, real_inputs = binarized_layers(model)
+    with tempfile.TemporaryDirectory() as saved_model:
+        save(lce_form(model), os.path.join(saved_model, "model"), input_dtype)
+        flatbuffer = lce.convert_saved_model(os.path.join(saved_model, "model"))
+    missing = _unmatched_binary_layers(model, binary, flatbuffer)
+    if missing:
+        raise ExportError(f"LCE left layer(s) {', '.join(missing)} in float: they have ±1 inputs and kernels but "
+                          f"did not become {BINARY_CONV_OP} operators. Nothing was written to {path}.")
+    return _write(path, flatbuffer, binary, real_inputs)
+
+
+def operators(flatbuffer):
+    """Counter of the operator names (builtin or custom) in a flatbuffer's main graph."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    builtin = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    codes = [model.operatorCodes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+    return collections.Counter(code.customCode.decode() if code.customCode
+                               else builtin[max(code.builtinCode, code.deprecatedBuiltinCode)] for code in codes)
+
+
+def signature(flatbuffer):
+    """{"inputs": names, "outputs": names} of a flatbuffer's serving signature."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    (serving,) = model.signatureDefs
+    return {"inputs": [t.name.decode() for t in serving.inputs], "outputs": [t.name.decode() for t in serving.outputs]}
 
 
 class TFLiteModel:
-    """Run a TFLite classifier on float pixels in [0, 1] or uint8 images; returns logits as numpy."""
+    """Run a TFLite or LCE flatbuffer on a batch of images; returns logits as numpy.
 
-    def __init__(self, path):
-        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice; LiteRT is not a dependency
-            warnings.simplefilter("ignore", UserWarning)
-            self.interpreter = tf.lite.Interpreter(model_path=str(path))
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
-        self.input_shape = tuple(self._input["shape_signature"][1:])
+    Checks the input as the Keras model does: shape, dtype (float pixels in [0, 1] or uint8 for a
+    float flatbuffer; uint8 only for one exported with `input_dtype="uint8"`), NaN and range.
+    LCE flatbuffers run in LCE's interpreter (the plain TFLite one lacks its operators).
+    """
+
+    def __init__(self, path, num_threads=1):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No flatbuffer at {path}; write one with scripts/export.py.")
+        with open(path, "rb") as f:
+            flatbuffer = f.read()
+        self.path = str(path)
+        self.operators = operators(flatbuffer)
+        if any(name.startswith("Lce") for name in self.operators):
+            self._lce = _lce().testing.Interpreter(flatbuffer, num_threads=num_threads)
+            self.input_dtype = np.dtype(self._lce.input_types[0])
+            self.input_shape = tuple(self._lce.input_shapes[0][1:])
+        else:
+            self._lce = None
+            with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice; LiteRT is not a dependency
+                warnings.simplefilter("ignore", UserWarning)
+                self._interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=num_threads)
+            self._input = self._interpreter.get_input_details()[0]
+            self._output = self._interpreter.get_output_details()[0]
+            self.input_dtype = np.dtype(self._input["dtype"])
+            self.input_shape = tuple(None if d < 0 else int(d) for d in self._input["shape_signature"][1:])
 
     def __call__(self, x):
-        x = checks.image_shape(np.asarray(x), tuple(None if d < 0 else int(d) for d in self.input_shape))
-        x = np.asarray(checks.pixels(x), dtype=self._input["dtype"])
-        self.interpreter.resize_tensor_input(self._input["index"], x.shape)
-        self.interpreter.allocate_tensors()
-        self.interpreter.set_tensor(self._input["index"], x)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output["index"])
+        x = checks.image_shape(np.asarray(x), self.input_shape)
+        if self.input_dtype == np.uint8:
+            if x.dtype != np.uint8:
+                raise checks.InvalidInputError(
+                    f"{self.path} takes uint8 images 0..255 (it was exported with input_dtype='uint8'); got dtype "
+                    f"{x.dtype}. Pass np.round(x * 255).astype(np.uint8), or export with input_dtype='float32'.")
+        else:
+            x = np.asarray(checks.pixels(x), dtype=np.float32)
+        if self._lce is not None:
+            return self._lce.predict(x)
+        self._interpreter.resize_tensor_input(self._input["index"], x.shape)
+        self._interpreter.allocate_tensors()
+        self._interpreter.set_tensor(self._input["index"], x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output["index"])
+
+
+def _lce():
+    try:
+        import larq_compute_engine
+    except ImportError as error:
+        raise ExportError(f"Larq Compute Engine is not installed ({error}); {LCE_INSTALL}.") from None
+    return larq_compute_engine
+
+
+def _quantized_layers(model):
+    return [layer for layer in model.submodules if isinstance(layer, lq.layers_base.QuantizerBase)]
+
+
+def _is_binary(quantizer):
+    return getattr(quantizer, "precision", None) == 1
+
+
+def _unmatched_binary_layers(model, binary, flatbuffer):
+    """Names of binarized layers without an LCE binary convolution of their kernel's shape in `flatbuffer`."""
+    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    codes = graph.operatorCodes
+    subgraph = graph.subgraphs[0]
+    available = collections.Counter(
+        tuple(subgraph.tensors[op.inputs[1]].shape[:3]) for op in subgraph.operators
+        if (codes[op.opcodeIndex].customCode or b"").decode() == BINARY_CONV_OP)
+    missing = []
+    for layer in (layer for layer in _quantized_layers(model) if layer.name in binary):
+        kernel_shape = tuple(layer.kernel.shape)
+        key = (kernel_shape[-1], *(kernel_shape[:2] if len(kernel_shape) == 4 else (1, 1)))
+        if available[key]:
+            available[key] -= 1
+        else:
+            missing.append(layer.name)
+    return missing
+
+
+def _write(path, flatbuffer, binary, float_layers):
+    with files.atomic_write(str(path), "wb") as f:
+        f.write(flatbuffer)
+    return Exported(str(path), len(flatbuffer), dict(operators(flatbuffer)), list(binary), dict(float_layers))

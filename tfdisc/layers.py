@@ -57,3 +57,40 @@ class XnorWeightScale(lq.quantizers.Quantizer):
         axes = list(range(inputs.shape.rank - 1))
         alpha = tf.reduce_mean(tf.abs(inputs), axis=axes, keepdims=True)
         return alpha * lq.quantizers.ste_sign(inputs)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfdisc")
+class DenseAsConv(lq.layers.QuantConv2D):
+    """A `QuantDense` computed as a 1×1 `QuantConv2D` over a 1×1 map: the same outputs, in the form
+    Larq Compute Engine runs on its binary kernels (it binarizes convolutions only).
+
+    Takes and returns (batch, features) like the dense layer; `from_dense` copies one, sharing nothing.
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(units, 1, **kwargs)
+
+    @classmethod
+    def from_dense(cls, dense):
+        layer = cls(**dense.get_config())
+        layer.build((None, dense.kernel.shape[0]))
+        kernel, *bias = dense.get_weights()
+        layer.set_weights([kernel.reshape((1, 1) + kernel.shape), *bias])
+        return layer
+
+    def build(self, input_shape):
+        super().build((input_shape[0], 1, 1, input_shape[-1]))
+        self.input_spec = tf.keras.layers.InputSpec(ndim=2, axes={-1: input_shape[-1]})
+
+    def call(self, inputs):
+        return super().call(inputs[:, None, None, :])[:, 0, 0, :]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape)[:-1].concatenate([self.filters])
+
+    def get_config(self):
+        config = super().get_config()
+        config["units"] = config.pop("filters")
+        for conv_only in ("kernel_size", "strides", "padding", "pad_values", "data_format", "dilation_rate", "groups"):
+            config.pop(conv_only, None)
+        return config

@@ -160,12 +160,17 @@ class Classifier(CheckedSteps, tf.keras.Model):
 
     Takes float pixels in [0, 1] or uint8 0..255 (scaled to [0, 1] before Keras casts to the
     float `Input`). `fit`, `evaluate` and `predict` check every batch's pixels and labels, also
-    with `compile(jit_compile=True)` (see `tfdisc.training.CheckedSteps`).
+    with `compile(jit_compile=True)` (see `tfdisc.training.CheckedSteps`); where no check can raise
+    (inside XLA or a flatbuffer), an example with NaN or out-of-range pixels gets NaN logits.
     """
 
     def call(self, inputs, training=None, mask=None):
         # The dtype here (Keras would cast ints to float silently); the values in InputDiscretization.
-        return super().call(checks.pixels(inputs, check_values=False), training=training, mask=mask)
+        pixels = checks.pixels(inputs, check_values=False)
+        logits = super().call(pixels, training=training, mask=mask)
+        # Where no error can be raised (XLA, TFLite), a ±1 activation would turn NaN back into a sign:
+        # mark the examples with bad pixels again on the logits.
+        return checks.nan_where_invalid(pixels, logits)
 
 
 def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_classes=None, **overrides):
