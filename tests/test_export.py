@@ -76,10 +76,12 @@ def test_every_format_names_its_input_pixels_and_its_output_logits(fcn2_exports,
         with open(exported_file.path, "rb") as f:
             assert export.signature(f.read()) == {"inputs": ["pixels"], "outputs": ["logits"]}
     export.save(model, tmp_path / "saved_model")
-    serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
-    assert list(serve.structured_input_signature[1]) == ["pixels"] and list(serve.structured_outputs) == ["logits"]
-    np.testing.assert_array_equal(serve(pixels=tf.constant(x_test[:50]))["logits"].numpy(),
-                                  model(x_test[:50], training=False).numpy())
+    model.save(str(tmp_path / "plain_save"))  # Keras's own save names them too
+    for folder in ("saved_model", "plain_save"):
+        serve = tf.saved_model.load(str(tmp_path / folder)).signatures["serving_default"]
+        assert list(serve.structured_input_signature[1]) == ["pixels"] and list(serve.structured_outputs) == ["logits"]
+        np.testing.assert_array_equal(serve(pixels=tf.constant(x_test[:50]))["logits"].numpy(),
+                                      model(x_test[:50], training=False).numpy())
 
 
 @pytest.mark.slow

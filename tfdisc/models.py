@@ -16,7 +16,7 @@ import os
 import larq as lq
 import tensorflow as tf
 
-from tfdisc import checks, ops, presets
+from tfdisc import checks, export, ops, presets
 from tfdisc.layers import InputDiscretization, XnorWeightScale
 from tfdisc.training import CheckedSteps
 
@@ -171,6 +171,14 @@ class Classifier(CheckedSteps, tf.keras.Model):
         # Where no error can be raised (XLA, TFLite), a ±1 activation would turn NaN back into a sign:
         # mark the examples with bad pixels again on the logits.
         return checks.nan_where_invalid(pixels, logits)
+
+    def save(self, filepath, overwrite=True, save_format=None, **kwargs):
+        """Keras's `save`; a SavedModel's serving signature takes `pixels` and returns `logits` unless
+        `signatures` is given (see `tfdisc.export`)."""
+        path = str(filepath)
+        if save_format in (None, "tf") and not path.endswith((".h5", ".keras")):
+            kwargs.setdefault("signatures", {"serving_default": export.serving_function(self)})
+        return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
 
 
 def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_classes=None, **overrides):
