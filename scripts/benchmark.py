@@ -10,8 +10,9 @@ autotuning off, as the library ships it, vs on), memory (FCN1-BNN peak RSS at ba
 throughput by batch size). Inputs are random: only time is measured. The exception is autoattack
 (tfdisc's AutoAttack vs ART's on real MNIST and a trained FCN2-BNN, 2-bit input): accuracy and time.
 deploy: bytes and single-image latency of the Keras model, float TFLite and LCE for FCN2-, FCN1- and
-AlexNet-BNN, the binary layers' size in float and in LCE, and (FCN2-BNN, trained as for autoattack
-unless --autoattack_model) the flatbuffers' agreement with Keras on the 10 000 MNIST test images.
+AlexNet-BNN (LCE also with its interpreter's default kernels), the binary layers' size in float and
+in LCE, and (FCN2-BNN, trained as for autoattack unless --autoattack_model) the flatbuffers'
+agreement with Keras on the 10 000 MNIST test images.
 """
 
 import json
@@ -221,19 +222,6 @@ def bench_autoattack(_):
     return result
 
 
-def _binary_bytes(flatbuffer):
-    """Bytes of the constant inputs (bit-packed filters, fused scales) of a flatbuffer's LCE binary convolutions."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    subgraph = graph.subgraphs[0]
-    constant = set()
-    for op in subgraph.operators:
-        if (graph.operatorCodes[op.opcodeIndex].customCode or b"").decode() == export.BINARY_CONV_OP:
-            constant |= {subgraph.tensors[i].buffer for i in op.inputs[1:] if i >= 0}
-    return sum(len(graph.buffers[b].data) for b in constant if graph.buffers[b].data is not None)
-
-
 def _latency(fn, x):
     """Median seconds of one single-image call, over `repeats` runs of 50 calls (after a warm-up)."""
     fn(x)
@@ -263,6 +251,8 @@ def bench_deploy(key):
     """Bytes and single-image latency of the Keras model, float TFLite and LCE (interpreters on 1 thread)."""
     import tempfile
 
+    import larq_compute_engine
+
     model = _autoattack_model() if key == "fcn2_bnn" else _build(key)
     x = np.random.default_rng(0).random((1, *model.input_shape[1:])).astype(np.float32)
     with tempfile.TemporaryDirectory() as folder:
@@ -271,11 +261,14 @@ def bench_deploy(key):
         tflite = export.to_tflite(model, os.path.join(folder, "float.tflite"))
         lce = export.to_lce(model, os.path.join(folder, "lce.tflite"))
         with open(lce.path, "rb") as f:
-            binary_bytes = _binary_bytes(f.read())
+            binary_bytes = export.binary_weight_bytes(f.read())
         runners = {"tflite": export.TFLiteModel(tflite.path), "lce": export.TFLiteModel(lce.path)}
+        with open(lce.path, "rb") as f:  # LCE's interpreter as it comes (reference binary kernels off ARM, no XNNPACK)
+            lce_defaults = larq_compute_engine.testing.Interpreter(f.read(), num_threads=1)
         keras_call = tf.function(lambda z: model(z, training=False))
         seconds = {"keras": _latency(lambda z: keras_call(z).numpy(), x),
-                   **{name: _latency(runner, x) for name, runner in runners.items()}}
+                   **{name: _latency(runner, x) for name, runner in runners.items()},
+                   "lce_default_kernels": _latency(lce_defaults.predict, x)}
         agreement = _agreement(model, runners) if key == "fcn2_bnn" else {}
     binary_kernels = [layer.kernel for layer in model.submodules if getattr(layer, "name", None) in lce.binary_layers
                       and hasattr(layer, "kernel")]
@@ -284,7 +277,8 @@ def bench_deploy(key):
             "binary_layers": len(lce.binary_layers), "binary_layers_float_mb": binary_float_bytes / 1e6,
             "binary_layers_lce_mb": binary_bytes / 1e6, "binary_layers_smaller": binary_float_bytes / binary_bytes,
             "keras_ms": 1e3 * seconds["keras"], "tflite_ms": 1e3 * seconds["tflite"], "lce_ms": 1e3 * seconds["lce"],
-            "lce_speedup_over_tflite": seconds["tflite"] / seconds["lce"], **agreement}
+            "lce_speedup_over_tflite": seconds["tflite"] / seconds["lce"],
+            "lce_default_kernels_ms": 1e3 * seconds["lce_default_kernels"], **agreement}
 
 
 def _plain_fcn2():

@@ -10,8 +10,9 @@
 [0, 1] that returns logits. A .tflite --model is a deployed flatbuffer: it is attacked by Square
 through its interpreter and by FGSM, PGD and APGD-CE crafted on its Keras twin, and reported beside
 the twin (`tfdisc.deployed`), with a loud warning wherever it is less robust. --gradient sets how
-the InputDiscretization layers pass gradients for this evaluation. --test_examples with --subset=first evaluates the first N test images (as other
-tools report), with --subset=random a fixed random subset (seed 0).
+the InputDiscretization layers pass gradients for this evaluation. --test_examples with
+--subset=first evaluates the first N test images (as other tools report), with --subset=random a
+fixed random subset (seed 0).
 """
 
 import os

@@ -66,6 +66,9 @@ def test_lce_runs_every_binarized_layer_on_binary_kernels(fcn2_exports):
     assert "LceBconv2d" not in tflite.operators
     # The float first layer (784×600 floats) is most of the LCE file; the binary ones are bit-packed.
     assert lce.bytes < 0.35 * tflite.bytes
+    with open(lce.path, "rb") as f:
+        binary_float_bytes = 4 * sum(int(np.prod(layer.kernel.shape)) for layer in model.layers if layer.name in hidden)
+        assert export.binary_weight_bytes(f.read()) < binary_float_bytes / 20
 
 
 @pytest.mark.slow

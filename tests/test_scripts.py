@@ -199,3 +199,4 @@ def test_benchmark_deploy_part_measures_sizes_latency_and_agreement(tmp_path):
                                                             deploy["binary_layers_lce_mb"])
     assert deploy["lce_mb"] < deploy["tflite_mb"] and deploy["lce_agreement"] == deploy["tflite_agreement"] == 1
     assert deploy["lce_speedup_over_tflite"] == pytest.approx(deploy["tflite_ms"] / deploy["lce_ms"])
+    assert deploy["lce_default_kernels_ms"] > 0

@@ -112,17 +112,21 @@ def to_lce(model, path, *, input_dtype="float32"):
 
 def operators(flatbuffer):
     """Counter of the operator names (builtin or custom) in a flatbuffer's main graph."""
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    builtin = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    codes = [model.operatorCodes[op.opcodeIndex] for op in model.subgraphs[0].operators]
-    return collections.Counter(code.customCode.decode() if code.customCode
-                               else builtin[max(code.builtinCode, code.deprecatedBuiltinCode)] for code in codes)
+    return collections.Counter(name for name, _ in _named_operators(_parse(flatbuffer)))
+
+
+def binary_weight_bytes(flatbuffer):
+    """Bytes of the constants (bit-packed kernels, fused scales) of a flatbuffer's LCE binary convolutions."""
+    model = _parse(flatbuffer)
+    tensors = model.subgraphs[0].tensors
+    buffers = {tensors[i].buffer for name, op in _named_operators(model) if name == BINARY_CONV_OP
+               for i in op.inputs[1:] if i >= 0}
+    return sum(len(model.buffers[b].data) for b in buffers if model.buffers[b].data is not None)
 
 
 def signature(flatbuffer):
     """{"inputs": names, "outputs": names} of a flatbuffer's serving signature."""
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    (serving,) = model.signatureDefs
+    (serving,) = _parse(flatbuffer).signatureDefs
     return {"inputs": [t.name.decode() for t in serving.inputs], "outputs": [t.name.decode() for t in serving.outputs]}
 
 
@@ -185,6 +189,19 @@ def _lce():
     return larq_compute_engine
 
 
+def _parse(flatbuffer):
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+
+
+def _named_operators(model):
+    """(name, operator) for each operator of the main graph of a parsed flatbuffer."""
+    builtin = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    for op in model.subgraphs[0].operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        yield (code.customCode.decode() if code.customCode
+               else builtin[max(code.builtinCode, code.deprecatedBuiltinCode)]), op
+
+
 def _quantized_layers(model):
     return [layer for layer in model.submodules if isinstance(layer, lq.layers_base.QuantizerBase)]
 
@@ -195,12 +212,10 @@ def _is_binary(quantizer):
 
 def _unmatched_binary_layers(model, binary, flatbuffer):
     """Names of binarized layers without an LCE binary convolution of their kernel's shape in `flatbuffer`."""
-    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    codes = graph.operatorCodes
-    subgraph = graph.subgraphs[0]
-    available = collections.Counter(
-        tuple(subgraph.tensors[op.inputs[1]].shape[:3]) for op in subgraph.operators
-        if (codes[op.opcodeIndex].customCode or b"").decode() == BINARY_CONV_OP)
+    parsed = _parse(flatbuffer)
+    tensors = parsed.subgraphs[0].tensors
+    available = collections.Counter(tuple(tensors[op.inputs[1]].shape[:3])  # filters: (out, height, width, in/32)
+                                    for name, op in _named_operators(parsed) if name == BINARY_CONV_OP)
     missing = []
     for layer in (layer for layer in _quantized_layers(model) if layer.name in binary):
         kernel_shape = tuple(layer.kernel.shape)
