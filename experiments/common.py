@@ -508,12 +508,15 @@ def _run_locked(flags_obj, strategy, chief, run_dir):
 
     if flags_obj.export:  # every worker saves (non-chief ones into a temporary folder), as tf.distribute asks
         export.save(model, os.path.join(run_dir, "saved_model"))  # atomically: a kill leaves no half export
-    sweep = evaluation.sweep(model, test, eps_values, gradient=flags_obj.gradient)  # every test example, graph mode
     report = evaluation.robustness_report(
         model, attack_test, report_eps, flags_obj.attacks, surrogate, version=flags_obj.autoattack_version,
         pgd_steps=flags_obj.pgd_steps,
         pgd_restarts=flags_obj.pgd_restarts, square_queries=flags_obj.square_queries, seed=flags_obj.seed,
         large_eps=presets.get(flags_obj.dataset).large_eps, gradient=flags_obj.gradient)
+    if "fgsm" in flags_obj.attacks and flags_obj.attack_examples is None and report_eps == eps_values:
+        sweep = evaluation.sweep_in(report)  # the report ran this very sweep: every test example, the same eps
+    else:
+        sweep = evaluation.sweep(model, test, eps_values, gradient=flags_obj.gradient)  # every test example, graph mode
     results = {
         "dataset": flags_obj.dataset, "arch": flags_obj.arch, "precision": precision(flags_obj),
         "input_bits": flags_obj.input_bits, "adv_train": flags_obj.adv_train, "clean_accuracy": sweep["clean_accuracy"],

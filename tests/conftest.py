@@ -32,8 +32,9 @@ def pytest_configure(config):
 
 
 @contextlib.contextmanager
-def _one_child_at_a_time():
-    """Under pytest-xdist, hold a lock shared by the session's workers: one isolated child runs at a time."""
+def _one_heavy_test_at_a_time():
+    """Under pytest-xdist, hold a lock shared by the session's workers: one memory-heavy test (an isolated child,
+    or an `exclusive` test that starts big processes of its own) runs at a time."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if not run:
         yield
@@ -43,12 +44,21 @@ def _one_child_at_a_time():
         yield
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Run a test marked `exclusive` while no other memory-heavy test runs."""
+    if item.get_closest_marker("exclusive") is None or os.environ.get(ISOLATED_CHILD):
+        return (yield)
+    with _one_heavy_test_at_a_time():
+        return (yield)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
     """Run a test marked `isolated` in a child pytest: the memory of its models goes when the child ends."""
     if pyfuncitem.get_closest_marker("isolated") is None or os.environ.get(ISOLATED_CHILD):
         return None
-    with _one_child_at_a_time():
+    with _one_heavy_test_at_a_time():
         child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
                                 pyfuncitem.nodeid], cwd=pyfuncitem.config.rootpath,
                                env={**os.environ, ISOLATED_CHILD: "1"}, capture_output=True, text=True)
@@ -58,14 +68,26 @@ def pytest_pyfunc_call(pyfuncitem):
     return True
 
 
+def _custom_gradients():
+    """TensorFlow's registry of graph-mode `tf.custom_gradient` traces, which it never empties: Keras's
+    gradient all-reduce and Larq's `ste_sign` add one per trace, and each keeps its whole traced graph alive
+    (7 MB for every small model trained)."""
+    from tensorflow.python.framework import ops
+
+    return ops.gradient_registry._registry
+
+
 @pytest.fixture(autouse=True)
 def fresh_session():
     import tensorflow as tf
 
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
+    registered_before = set(_custom_gradients())
     yield
     tf.keras.backend.clear_session()
+    for name in set(_custom_gradients()) - registered_before:  # the test's own traces; fixtures keep theirs
+        del _custom_gradients()[name]
     gc.collect()  # models hold reference cycles (layers, traced functions); free their memory now
     _libc.malloc_trim(0)  # and hand it back to the system, so big models do not pile up across tests
 

@@ -49,6 +49,7 @@ def test_gradient_attacks_on_a_flatbuffer_are_refused_with_the_valid_ones(traine
 
 
 @pytest.mark.slow
+@pytest.mark.exclusive
 def test_evaluate_script_reports_a_flatbuffer_beside_the_saved_model_next_to_it(flatbuffer, tmp_path):
     from helpers import require_data
 

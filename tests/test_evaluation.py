@@ -241,6 +241,7 @@ def test_per_example_masking_check_counts_what_the_aggregate_misses():
     assert "ε=0.1: 7 (7.0%)" in found["gradient_survivors_unbroken"]["detail"]
 
 
+@pytest.mark.isolated  # builds CIFAR AlexNet-BNN (52 M parameters)
 def test_evaluation_batches_are_as_large_as_the_memory_budget_allows():
     fcn = models.build_model("fcn2", width=64, depth=2)
     assert evaluation.batch_size_for(fcn) == 1000  # the cap

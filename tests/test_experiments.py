@@ -50,9 +50,11 @@ def run_script(dataset, **overrides):
 def test_every_script_runs_one_epoch_on_mock_data(tmp_path, name, precision):
     (tmp_path / "tfds").mkdir()
     with tfds.testing.mock_data(num_examples=8):
-        results, run_dir = run_script(  # no XLA for the CIFAR nets: compiling their steps costs more than it saves
+        # XLA only in the isolated ImageNet run: compiling the CIFAR nets' steps costs more than it saves, and
+        # every XLA-compiled run keeps about 70 MB in this process (TensorFlow never evicts its XLA cache).
+        results, run_dir = run_script(
             SCRIPTS[name], precision=precision, epochs=1, batch_size=4, input_bits=2, adv_train=True,
-            train_examples=8, test_examples=8, jit_compile=name not in ("cifar10", "cifar100"),
+            train_examples=8, test_examples=8, jit_compile=name == "imagenet",
             data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "runs"), sweep_eps="0,8/255", export=False,
             recipe="reference" if name.startswith("cifar") else "constant")  # reference: augmented CIFAR batches
     assert results["dataset"] == SCRIPTS[name] and results["precision"] == precision
@@ -131,6 +133,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.exclusive  # two TensorFlow workers
 def test_multi_worker_on_loopback(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
     workers = []
@@ -273,18 +276,31 @@ def _save_without_updating_the_state_file(manager, original, *args, **kwargs):
     state.write_bytes(previous)
 
 
+def _interruptible(tmp_path, jit_compile):
+    return _short(tmp_path, adv_train=True, export=True, jit_compile=jit_compile)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """Two epochs of a short adversarial run, uninterrupted: what every interrupted one must end as."""
-    return run_script(mnist, epochs=2, run_name="straight", **_short(tmp_path_factory.mktemp("uninterrupted"),
-                                                                     adv_train=True, export=True, jit_compile=True))[0]
+    """uninterrupted(jit_compile): two epochs of a short adversarial run, what every interrupted one must end as."""
+    runs = {}
+
+    def run(jit_compile):
+        if jit_compile not in runs:
+            runs[jit_compile] = run_script(mnist, epochs=2, run_name="straight", **_interruptible(
+                tmp_path_factory.mktemp("uninterrupted"), jit_compile))[0]
+        return runs[jit_compile]
+
+    return run
 
 
-@pytest.mark.parametrize("point", ["after_history_row", "in_checkpoint_save", "in_export"])
-def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path, point, uninterrupted):
+# One kill point under XLA, the scripts' default; the file-level ones in graph mode, which keeps no XLA cache.
+@pytest.mark.parametrize("point, jit_compile", [("after_history_row", True), ("in_checkpoint_save", False),
+                                                ("in_export", False)])
+def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path, point, jit_compile, uninterrupted):
     from tfdisc import callbacks, files
 
-    run, straight = _short(tmp_path, adv_train=True, export=True, jit_compile=True), uninterrupted
+    run, straight = _interruptible(tmp_path, jit_compile), uninterrupted(jit_compile)
     with pytest.MonkeyPatch.context() as patch:
         if point == "after_history_row":  # CSVLogger wrote epoch 2's row; the checkpoint comes next
             _kill_in_epoch(patch, callbacks.EpochCheckpoint, "on_epoch_end", epoch=2)
@@ -317,13 +333,13 @@ def test_ctrl_c_names_the_epoch_and_step_and_resume_continues(tmp_path, uninterr
             if self.model.optimizer.iterations.numpy() == 6 + 3:  # 6 steps an epoch: epoch 2, step 3
                 raise KeyboardInterrupt
 
-    run = _short(tmp_path, adv_train=True, export=True, jit_compile=True)
+    run = _interruptible(tmp_path, jit_compile=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(callbacks, "EpochTimer", InterruptedTimer)
         with pytest.raises(KeyboardInterrupt, match=r"Interrupted at epoch 2, step 3\. Epochs 1..1 are checkpointed"):
             run_script(mnist, epochs=2, run_name="ctrl_c", **run)
     resumed, _ = run_script(mnist, epochs=2, run_name="ctrl_c", resume=True, **run)
-    assert resumed["resumed_from_epoch"] == 1 and resumed["clean_accuracy"] == uninterrupted["clean_accuracy"]
+    assert resumed["resumed_from_epoch"] == 1 and resumed["clean_accuracy"] == uninterrupted(False)["clean_accuracy"]
 
 
 def test_config_records_the_precision_the_run_uses(tmp_path):
@@ -374,7 +390,12 @@ def test_per_epoch_sweeps_use_a_subset_and_the_final_sweep_every_test_example(tm
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluation.FgsmSweep, "__call__", recording)
         results, run_dir = run_script(mnist, epochs=2, sweep_examples=50, **_short(tmp_path))
-    assert seen == [50, 50, 200] and results["test_examples"] == 200
+        # The report's FGSM on every test example is the final sweep, so no FgsmSweep runs after training.
+        assert seen == [50, 50] and results["test_examples"] == results["robustness"]["examples"] == 200
+        assert results["sweep"]["accuracy"] == results["attacks"]["fgsm"]["accuracy"]
+        # A report on fewer examples leaves the final sweep to run on its own, over every test example.
+        results = run_script(mnist, epochs=1, sweep_every=0, attack_examples=30, **_short(tmp_path, run_name="part"))[0]
+        assert seen == [50, 50, 200] and results["test_examples"] == 200 and results["robustness"]["examples"] == 30
     with open(run_dir / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert all(0 <= float(row["val_sweep/fgsm/eps=0.1"]) <= 1 for row in rows)

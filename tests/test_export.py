@@ -178,6 +178,7 @@ def test_a_missing_flatbuffer_says_how_to_make_one(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.exclusive
 def test_export_script_writes_beside_the_saved_model_and_records_it(tmp_path):
     model = models.build_model("fcn2", precision="bnn", input_bits=2, width=64, depth=2)
     without_sign_ties(model, 64 / 255)

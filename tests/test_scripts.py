@@ -13,7 +13,7 @@ from helpers import require_data
 from tfdisc import models
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.exclusive]  # each script is a TensorFlow process of up to 1.7 GB
 
 
 def _script(name, *args):
@@ -200,3 +200,19 @@ def test_benchmark_deploy_part_measures_sizes_latency_and_agreement(tmp_path):
     assert deploy["lce_mb"] < deploy["tflite_mb"] and deploy["lce_agreement"] == deploy["tflite_agreement"] == 1
     assert deploy["lce_speedup_over_tflite"] == pytest.approx(deploy["tflite_ms"] / deploy["lce_ms"])
     assert deploy["lce_default_kernels_ms"] > 0
+
+
+def test_suite_memory_counts_the_processes_a_suite_starts_and_keeps_its_exit_code(tmp_path):
+    (tmp_path / "test_holds.py").write_text(
+        "import subprocess, sys\n"
+        "def test_a_child_holds_300_mib():\n"
+        "    code = 'import time; block = bytearray(300 * 2**20); time.sleep(3)'\n"
+        "    assert subprocess.run([sys.executable, '-c', code]).returncode == 0\n"
+        "def test_fails():\n"
+        "    assert False\n")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "suite_memory.py"), "-q", "-p", "no:cacheprovider",
+                             str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]  # pytest's: one test failed
+    peak = float(result.stdout.split("peak resident memory ")[1].split(" GiB")[0])
+    assert 300 / 1024 < peak < 2, result.stdout  # the child's 300 MiB, counted once, plus pytest itself
+    assert "bytearray(300" in result.stdout  # the child is listed at the peak

@@ -196,6 +196,13 @@ def sweep(model, data, eps_values, gradient=None):
     return FgsmSweep(model, gradient)(data, eps_values)
 
 
+def sweep_in(report):
+    """The FGSM sweep, as `FgsmSweep` returns it, that a `RobustnessReport` with "fgsm" ran on its data."""
+    return {"attack": "fgsm", "gradient": report["gradient"], "eps": report["eps"],
+            "accuracy": report["attacks"]["fgsm"]["accuracy"], "clean_accuracy": report["clean_accuracy"],
+            "examples": report["examples"]}
+
+
 ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "transfer", "autoattack")
 WHITE_BOX = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t")
 BLACK_BOX = ("square", "transfer")
