@@ -251,20 +251,21 @@ def bench_deploy(key):
     """Bytes and single-image latency of the Keras model, float TFLite and LCE (interpreters on 1 thread)."""
     import tempfile
 
-    import larq_compute_engine
-
     model = _autoattack_model() if key == "fcn2_bnn" else _build(key)
     x = np.random.default_rng(0).random((1, *model.input_shape[1:])).astype(np.float32)
     with tempfile.TemporaryDirectory() as folder:
         export.save(model, os.path.join(folder, "saved_model"))
         keras_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(folder) for f in names)
         tflite = export.to_tflite(model, os.path.join(folder, "float.tflite"))
-        lce = export.to_lce(model, os.path.join(folder, "lce.tflite"))
+        lce = export.to_lce(model, os.path.join(folder, "lce.tflite"))  # names the install line if LCE is missing
+        import larq_compute_engine
+
         with open(lce.path, "rb") as f:
-            binary_bytes = export.binary_weight_bytes(f.read())
+            lce_flatbuffer = f.read()
+        binary_bytes = export.binary_weight_bytes(lce_flatbuffer)
         runners = {"tflite": export.TFLiteModel(tflite.path), "lce": export.TFLiteModel(lce.path)}
-        with open(lce.path, "rb") as f:  # LCE's interpreter as it comes (reference binary kernels off ARM, no XNNPACK)
-            lce_defaults = larq_compute_engine.testing.Interpreter(f.read(), num_threads=1)
+        # LCE's interpreter as it comes: reference binary kernels off ARM, no XNNPACK.
+        lce_defaults = larq_compute_engine.testing.Interpreter(lce_flatbuffer, num_threads=1)
         keras_call = tf.function(lambda z: model(z, training=False))
         seconds = {"keras": _latency(lambda z: keras_call(z).numpy(), x),
                    **{name: _latency(runner, x) for name, runner in runners.items()},
