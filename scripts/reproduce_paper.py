@@ -227,7 +227,8 @@ def _group_section(dataset, arch, budget, group, figures, root):
     r0 = group[0]
     shortest, longest = (f"{f(r['train_seconds'] for r in group):.0f}" for f in (min, max))
     parts = [f"## {dataset} · {arch} · budget: {budget}", "",
-             f"{r0['epochs']} epochs, {r0['test_examples']} test examples, training time per run "
+             f"{r0['epochs']} epochs on {r0['train_examples'] or 'all'} training images, {r0['test_examples']} test "
+             "examples, training time per run "
              f"{shortest if shortest == longest else f'{shortest}–{longest}'} s on this machine (2 CPU cores; "
              "wall clock, so time a run shared the CPU or lay paused counts too).", "",
              "Command: `" + _portable(r0["command"]) + "`", ""]
