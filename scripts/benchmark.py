@@ -12,7 +12,9 @@ throughput by batch size). Inputs are random: only time is measured. The excepti
 deploy: bytes and single-image latency of the Keras model, float TFLite and LCE for FCN2-, FCN1- and
 AlexNet-BNN (LCE also with its interpreter's default kernels), the binary layers' size in float and
 in LCE, and (FCN2-BNN, trained as for autoattack unless --autoattack_model) the flatbuffers'
-agreement with Keras on the 10 000 MNIST test images.
+agreement with Keras on the 10 000 MNIST test images. attack_calls: an attack's model calls (logits;
+logits and input gradient) on FCN1- and AlexNet-BNN as built vs with kernels quantized once
+(`tfdisc.models.with_quantized_kernels`, what the robustness report attacks).
 """
 
 import json
@@ -34,7 +36,7 @@ from tfdisc import cpu, datasets, evaluation, export, files, models  # noqa: E40
 from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
-PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy"]
+PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
 flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs (deploy: "
@@ -316,6 +318,31 @@ def bench_xla(key):
             "sweep_speedup": sweep["off"] / sweep["on"], "sweep_results_identical": same}
 
 
+def bench_attack_calls(key):
+    """An attack's two calls (a Square query: logits; an APGD step: logits and input gradient) on the model as
+    built vs `models.with_quantized_kernels`, in one tf.function each, at a batch of survivors and at evaluate's 250."""
+    from tfdisc import attacks
+
+    model = _build(key)
+    copy = models.with_quantized_kernels(model)
+    results = {}
+    for batch in (20, 250):
+        x = tf.random.stateless_uniform([batch, *model.input_shape[1:]], seed=[0, batch])
+        y = tf.zeros([batch], tf.int64)
+        calls = {}
+        for name, m in (("latent", model), ("quantized", copy)):
+            query = tf.function(lambda x, m=m: attacks.logits_of(m, x))
+            step = tf.function(lambda x, m=m: attacks.logits_and_gradient(m, x, y)[1])
+            calls[f"query_{name}"] = lambda f=query: f(x).numpy()
+            calls[f"step_{name}"] = lambda f=step: f(x).numpy()
+        t = _medians(calls)
+        for call in ("query", "step"):
+            results[f"{call}_{batch}_latent_s"] = t[f"{call}_latent"]
+            results[f"{call}_{batch}_quantized_s"] = t[f"{call}_quantized"]
+            results[f"{call}_{batch}_speedup"] = t[f"{call}_latent"] / t[f"{call}_quantized"]
+    return results
+
+
 def bench_pipeline(key):
     """One `fit` epoch over the library's in-memory pipeline: autotuning off (as shipped) vs on (tf.data's default)."""
     model = _compiled(_build(key))
@@ -377,9 +404,10 @@ def main(argv):
         return _memory_child()
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
                "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack,
-               "deploy": bench_deploy}
+               "deploy": bench_deploy, "attack_calls": bench_attack_calls}
     per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"],
-                 "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"]}
+                 "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"],
+                 "attack_calls": FLAGS.models if FLAGS["models"].present else ["fcn1_bnn", "alexnet_bnn"]}
     results = {"machine": _machine(), "parts": {}}
     for part in FLAGS.parts:
         results["parts"][part] = {}

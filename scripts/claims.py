@@ -104,6 +104,9 @@ class Evidence:
         else:
             label = model_label(run["precision"], run["input_bits"], run["adv_train"])
             raise Unjudged("not run", f"no AutoAttack on {label}")
+        return self._at(curve, eps)
+
+    def _at(self, curve, eps):
         found = [a for e, a in zip(curve["eps"], curve["accuracy"]) if abs(e - eps) < 1e-6]
         if not found:
             raise Unjudged("not run", f"ε={eps_label(eps, self.dataset)} not attacked")
@@ -111,6 +114,14 @@ class Evidence:
 
     def curve(self, run):
         return [self.accuracy(run, e) for e in self.eps]
+
+    def report_curve(self, run, attack):
+        """`attack`'s accuracy per report ε in the run's robustness report: on the examples AutoAttack attacked."""
+        curve = run.get("attacks", {}).get(attack)
+        if curve is None:
+            label = model_label(run["precision"], run["input_bits"], run["adv_train"])
+            raise Unjudged("not run", f"no {ATTACKS.get(attack, attack)} in the robustness report of {label}")
+        return [self._at(curve, e) for e in self.eps]
 
     def over_eps(self, passed):
         """A verdict from one pass/fail per report ε."""
@@ -216,6 +227,21 @@ def _bnn_two_bits_furthers(ev):
             f"{pct(a)} vs {pct(b)}" for a, b in zip(both, alone)))
 
 
+def _multi_step_breaks_two_bits(ev):
+    two = ev.run("full", 2)
+    pairs = list(zip(ev.curve(two), ev.report_curve(two, "fgsm")))
+    return ev.over_eps([a < f - MARGIN for a, f in pairs]), (
+        "full 2-bit, AutoAttack worst case vs FGSM on the same examples: " + ev.at_eps(
+            f"{pct(a)} vs {pct(f)}" for a, f in pairs))
+
+
+def _adv_training_helps_two_bits(ev):
+    adv, alone = ev.run("full", 2, adv=True), ev.run("full", 2)
+    pairs = list(zip(ev.curve(adv), ev.curve(alone)))
+    return ev.over_eps([a > b + MARGIN for a, b in pairs]), "full 2-bit, with vs without R-FGSM training: " + \
+        ev.at_eps(f"{pct(a)} vs {pct(b)}" for a, b in pairs)
+
+
 def _xnor_loses_less(ev):
     loss = lambda run: [run["clean_accuracy"] - a for a in ev.curve(run)]  # noqa: E731
     xnor, full = loss(ev.run("xnor", 2)), loss(ev.run("full", 2))
@@ -252,7 +278,7 @@ class Claim:
 
 
 MNIST, CIFAR = (("mnist", "fcn2"), ("mnist", "fcn1")), (("cifar10", "alexnet"),)
-ABSTRACT, ISSUE = "abstract", "issue 12 (paraphrase)"
+ABSTRACT, ACCESS, ISSUE = "abstract", "IEEE Access abstract", "issue 12 (paraphrase)"
 CLAIMS = (
     Claim("2-bit inputs improve robustness over 8-bit for a substantial range of ε", ABSTRACT,
           "full precision, 2-bit ≥ 8-bit + 10 points, per report ε", _wide_range, MNIST + CIFAR),
@@ -286,6 +312,13 @@ CLAIMS = (
     Claim("Fig. 6: BNNs' first-layer activations change less under attack (L1 norm)", ISSUE,
           "8-bit, FGSM: ‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁ of the first hidden layer, BNN < full, per report ε",
           _activations_explain, (("mnist", "fcn1"), ("mnist", "fcn2")), attacks=("fgsm",)),
+    Claim("standalone discretization remains vulnerable to stronger multi-step attack scenarios", ACCESS,
+          "full precision 2-bit, no adversarial training: AutoAttack worst case < FGSM − 2 points (the same "
+          "examples), per report ε",
+          _multi_step_breaks_two_bits, MNIST + CIFAR, attacks=("autoattack",)),
+    Claim("adversarial training with discretization is an improved defense strategy", ACCESS,
+          "full precision 2-bit, R-FGSM-trained > not adversarially trained + 2 points, per report ε",
+          _adv_training_helps_two_bits, MNIST + CIFAR),
 )
 
 

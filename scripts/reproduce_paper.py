@@ -369,8 +369,10 @@ def _ledger_section(results, study, analyses):
     parts = ["## The study's claims, judged", "",
              "Each claim, then the rule that judges it, computed by `scripts/claims.py` from the results above; one "
              "verdict under FGSM (the study's attack) and one under the AutoAttack worst case. Source \"abstract\" "
-             "marks claims the study's abstract makes; the others follow issue 12's list, in our words, until the "
-             "study's text is transcribed. The gate comes first: a claim is *inconclusive* on a setup when a run it "
+             "marks claims the study's abstract makes (arXiv:1902.03151); \"IEEE Access abstract\" marks the two that "
+             "the abstract of its published version (IEEE Access 7, 2019, doi:10.1109/ACCESS.2019.2919463) adds; the "
+             "others follow issue 12's list, in our words, until the study's text is transcribed. The gate comes "
+             "first: a claim is *inconclusive* on a setup when a run it "
              f"needs had a reduced budget or sits more than {100 * claims.CLEAN_GAP:.0f} points of clean accuracy "
              "below the study's (where the study's clean accuracy is transcribed), and *not run* when a run or attack "
              f"is missing. \"Beats\" means by more than {100 * claims.MARGIN:.0f} points.", "",
@@ -380,6 +382,8 @@ def _ledger_section(results, study, analyses):
         verdicts = [judged.get(name, judged.get("clean", ("–", "")))[0] for name in claims.ATTACKS.values()]
         if "clean" in judged or "AutoAttack" not in judged:
             verdicts[1] = "– (clean accuracy)" if "clean" in judged else "– (an FGSM analysis)"
+        elif "FGSM" not in judged:
+            verdicts[0] = "– (AutoAttack against FGSM)"
         evidence = " ".join(f"*{name}:* {detail}" for name, (_, detail) in judged.items())
         parts.append(f"| {number} | {claim.words} | {claim.source} | {claim.rule} | {' | '.join(verdicts)} | {evidence} |")
     return "\n".join(parts + [""])

@@ -230,6 +230,21 @@ def test_new_eps_never_retrace_the_report(trained_fcn, mnist_small):
     assert second["attacks"]["pgd"]["accuracy"][0] == second["clean_accuracy"]
 
 
+def test_a_reused_report_attacks_the_current_weights_of_a_bnn(mnist_small):
+    x, y, x_test, y_test = mnist_small
+    model = models.build_model("fcn2", precision="bnn", width=32, depth=2, input_bits=2)
+    report = evaluation.RobustnessReport(model, ("fgsm", "pgd"), pgd_steps=2, pgd_restarts=1)
+    assert report.model is not model  # its kernels binarized once per call, not per forward pass
+    data, eps = (x_test[:100], y_test[:100]), [0.0, 0.1]
+    untrained = report(data, eps)
+    model.compile(tf.keras.optimizers.Adam(1e-2), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:1000], y[:1000], batch_size=100, verbose=0)
+    trained = report(data, eps)
+    fresh = evaluation.RobustnessReport(model, ("fgsm", "pgd"), pgd_steps=2, pgd_restarts=1)(data, eps)
+    assert trained["clean_accuracy"] == fresh["clean_accuracy"] != untrained["clean_accuracy"]
+    assert trained["attacks"] == fresh["attacks"] and trained["worst_case"] == fresh["worst_case"]
+
+
 def test_per_example_masking_check_counts_what_the_aggregate_misses():
     """Aggregates agree (PGD beats Square overall) while Square breaks 7 examples that PGD leaves alone."""
     result = {"eps": [0.0, 0.1], "clean_accuracy": 0.9, "examples": 100,

@@ -113,6 +113,42 @@ def test_bnn_alexnet_is_inflated_three_times():
     assert conv_widths("bnn") == [192, 576, 1152, 768, 256]
 
 
+@pytest.mark.parametrize("arch, precision, options", [
+    ("fcn2", "bnn", {"width": 32, "depth": 2}),
+    ("fcn2", "xnor", {"width": 32, "depth": 2}),
+    ("alexnet", "bnn", {"inflation": 1, "fc_units": 16}),
+])
+def test_quantized_kernels_copy_gives_the_same_logits_and_input_gradients(arch, precision, options):
+    from tfdisc import attacks
+
+    model = models.build_model(arch, precision=precision, input_bits=2, **options)
+    copy = models.with_quantized_kernels(model)
+    own = [layer for layer in copy.layers if not any(layer is other for other in model.layers)]
+    assert [layer.name for layer in own[1:]] == [layer.name for layer in _quant_layers(model) if layer.kernel_quantizer]
+    assert all(layer.kernel_quantizer is None and not isinstance(layer.kernel, lq.quantized_variable.QuantizedVariable)
+               for layer in own[1:])  # own[0] is the copy's InputLayer
+    x = tf.random.stateless_uniform([4, *model.input_shape[1:]], seed=[1, 2])
+    y = tf.constant([0, 1, 2, 3], tf.int64)
+
+    def same_as_model():
+        for a, b in zip(attacks.logits_and_gradient(model, x, y), attacks.logits_and_gradient(copy, x, y)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    same_as_model()
+    for layer in _quant_layers(model):  # training moves the latent weights; the copy follows once synced
+        if layer.kernel_quantizer:
+            layer.kernel.latent_variable.assign(tf.roll(layer.kernel.latent_variable, 1, axis=-1))
+    with pytest.raises(AssertionError):
+        same_as_model()
+    models.sync_quantized_kernels(model, copy)
+    same_as_model()
+
+
+def test_quantized_kernels_copy_of_a_full_precision_model_is_the_model():
+    model = models.build_model("fcn2", width=8, depth=1)
+    assert models.with_quantized_kernels(model) is model
+
+
 def test_overrides_change_the_architecture():
     model = models.build_model("fcn1", width=10, depth=2, input_shape=(8, 8, 1), num_classes=3)
     assert [layer.units for layer in _quant_layers(model)] == [10, 10, 3]

@@ -80,7 +80,8 @@ def _fake_activations(run_dir, change_share):
 
 def test_report_tables_study_and_claims_from_results(tmp_path):
     full8 = _fake_run(tmp_path, "full", 8, False, 0.98, [0.30, 0.05, 0.01])
-    _fake_run(tmp_path, "full", 2, False, 0.97, [0.96, 0.95, 0.20])
+    _fake_run(tmp_path, "full", 2, False, 0.97, [0.96, 0.95, 0.20], autoattack=[0.95, 0.70, 0.0])
+    _fake_run(tmp_path, "full", 2, True, 0.98, [0.97, 0.96, 0.60], autoattack=[0.96, 0.90, 0.10])
     bnn8 = _fake_run(tmp_path, "bnn", 8, False, 0.90, [0.20, 0.03, 0.01])
     _fake_run(tmp_path, "bnn", 2, False, 0.95, [0.94, 0.93, 0.10], autoattack=[0.78, 0.50, 0.0])
     _fake_run(tmp_path, "full", 8, True, 0.98, [0.90, 0.85, 0.80], autoattack=[0.85, 0.60, 0.10])
@@ -122,6 +123,13 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert small[4] == "inconclusive" and "bnn 8-bit: clean 90.0%, more than 5 points below the study's 99.0%" in small[6]
     capacity = rows["capacity decides whether BNNs withstand larger ε (FCN1 vs FCN2)"]
     assert capacity[4] == "inconclusive" and "reduced budget (1 of the study's 20 epochs)" in capacity[6]
+    multi_step = rows["standalone discretization remains vulnerable to stronger multi-step attack scenarios"]
+    assert multi_step[2] == "IEEE Access abstract"
+    assert multi_step[4:6] == ["– (AutoAttack against FGSM)", "holds only for ε = 0.2, 0.3 (judged on fcn2 only)"]
+    assert "ε=0.1: 95.0% vs 96.0%, ε=0.2: 70.0% vs 95.0%" in multi_step[6]  # 1 point is within the margin
+    adv_two = rows["adversarial training with discretization is an improved defense strategy"]
+    assert adv_two[4:6] == ["holds only for ε = 0.3 (judged on fcn2 only)", "holds only for ε = 0.2, 0.3 (judged on "
+                                                                           "fcn2 only)"]
     fig6 = rows["Fig. 6: BNNs' first-layer activations change less under attack (L1 norm)"]
     assert fig6[4:6] == ["inconclusive", "– (an FGSM analysis)"]  # the BNN fails the clean-accuracy gate
     assert "| fcn2 bnn (full budget) | 600 | 0.167 | 0.250 | 0.250 | 0.250 |" in text
@@ -138,13 +146,13 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "| full precision, 8-bit input | 98.0 | 30.0 | – | 5.0 | – | 1.0 | – |" in glance
     assert "| BNN, 2-bit input | 95.0 | 94.0 | 78.0 | 93.0 | 50.0 | 10.0 | 0.0 |" in glance
     assert "- mnist fcn1: 2 at a reduced budget: bnn 8-bit, full 8-bit." in glance
-    assert "- mnist fcn2: 5 model(s) at the study's budget (10 epochs)" in glance
+    assert "- mnist fcn2: 6 model(s) at the study's budget (10 epochs)" in glance
 
 
 def test_benchmark_writes_its_tables(tmp_path):
     output = tmp_path / "bench"
-    result = _script("benchmark.py", "--parts=train,overhead,xla,pipeline", "--models=fcn2_full", "--batches=2",
-                     "--repeats=1", f"--output={output}")
+    result = _script("benchmark.py", "--parts=train,overhead,xla,pipeline,attack_calls", "--models=fcn2_full",
+                     "--batches=2", "--repeats=1", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(output.with_suffix(".json").read_text())
     assert "CPU cores" in results["machine"]
@@ -155,9 +163,11 @@ def test_benchmark_writes_its_tables(tmp_path):
     assert overhead["throughput_ratio"] == pytest.approx(overhead["keras_s"] / overhead["tfdisc_s"])
     assert set(pipeline) >= {"autotune_off_s", "autotune_on_s"} and all(v > 0 for v in pipeline.values())
     assert isinstance(xla["sweep_results_identical"], bool)
+    calls = results["parts"]["attack_calls"]["fcn2_full"]
+    assert calls["step_250_speedup"] == pytest.approx(calls["step_250_latent_s"] / calls["step_250_quantized_s"])
     assert xla["train_speedup"] == pytest.approx(xla["train_off_s"] / xla["train_on_s"])
     markdown = output.with_suffix(".md").read_text()
-    assert all(f"### {part}" in markdown for part in ("train", "overhead", "xla", "pipeline"))
+    assert all(f"### {part}" in markdown for part in ("train", "overhead", "xla", "pipeline", "attack_calls"))
 
 
 def test_training_benchmark_profiles_and_compares_settings(tmp_path):

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfdisc import attacks as attacks_lib
 from tfdisc import checks
 from tfdisc.datasets import without_autotune
-from tfdisc.models import discretization_gradient, with_input_gradient
+from tfdisc.models import discretization_gradient, sync_quantized_kernels, with_input_gradient, with_quantized_kernels
 from tfdisc.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -253,8 +253,10 @@ class RobustnessReport:
     reported as possible gradient masking.
 
     Each batch is one compiled call covering every ε and attack (ε is a tensor: new ε never
-    retrace); the object is reusable across data and ε. `gradient` sets how the model's input
-    discretization passes gradients for this report only (see `FgsmSweep`).
+    retrace); the object is reusable across data and ε, and across training of the model: each call
+    attacks the model's current weights, binarized kernels quantized once per call
+    (`tfdisc.models.with_quantized_kernels`). `gradient` sets how the model's input discretization
+    passes gradients for this report only (see `FgsmSweep`).
     """
 
     def __init__(self, model, attacks=DEFAULT_ATTACKS, surrogate=None, *, version="standard", pgd_steps=20,
@@ -270,7 +272,8 @@ class RobustnessReport:
         if "transfer" in attacks and surrogate is None:
             raise ValueError("The transfer attack needs a surrogate model (e.g. a full-precision 8-bit model's "
                              "SavedModel).")
-        self.model = model if gradient is None else with_input_gradient(model, gradient)
+        self._latent = model if gradient is None else with_input_gradient(model, gradient)
+        self.model = with_quantized_kernels(self._latent)  # refreshed from `_latent` on every call
         self.num_classes = int(self.model.output_shape[-1])
         self.attacks = attacks
         self.settings = {"pgd_steps": pgd_steps, "pgd_restarts": pgd_restarts, "square_queries": square_queries,
@@ -337,6 +340,8 @@ class RobustnessReport:
         """The report over `data` at every ε of `eps_values` (see `robustness_report`)."""
         eps = check_eps_values(eps_values)
         data = as_dataset(data)
+        if self.model is not self._latent:
+            sync_quantized_kernels(self._latent, self.model)
         totals, per_eps, batches = np.zeros(4, np.int64), 0, 0
         names = [name for name, _ in self._standalone] + [f"autoattack/{name}" for name, _ in self._stages]
         progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", _chunk_size(data)[1])

@@ -237,6 +237,38 @@ def with_input_gradient(model, gradient):
     return tf.keras.models.clone_model(model, clone_function=reuse_or_switch)
 
 
+def with_quantized_kernels(model):
+    """A copy of `model` for attacks, whose binarized (or XNOR-scaled) kernels are quantized once, not per call.
+
+    Same logits and input gradients: a kernel quantizer acts on weights only, and input quantizers
+    (their straight-through gradients) stay. An attack calls the model thousands of times; FCN1-BNN
+    re-binarizing its 118 M latent weights each time spends most of a small batch's forward pass on
+    it. Layers without a kernel quantizer are shared; the copy holds the quantized kernels as float
+    variables, so call `sync_quantized_kernels(model, copy)` after `model`'s weights change. Returns
+    `model` itself when no top-level layer quantizes its kernel.
+    """
+    if not any(getattr(layer, "kernel_quantizer", None) for layer in model.layers):
+        return model
+
+    def quantize_once(layer):
+        if not getattr(layer, "kernel_quantizer", None):
+            return layer
+        return layer.__class__.from_config({**layer.get_config(), "kernel_quantizer": None, "kernel_constraint": None})
+
+    copy = tf.keras.models.clone_model(model, clone_function=quantize_once)
+    sync_quantized_kernels(model, copy)
+    return copy
+
+
+def sync_quantized_kernels(model, copy):
+    """Set the kernels (and other weights) of `copy` (`with_quantized_kernels(model)`) from `model`'s."""
+    for source, target in zip(model.layers, copy.layers):
+        if getattr(source, "kernel_quantizer", None):
+            for weight, value in zip(target.weights, source.weights):
+                weight.assign(tf.convert_to_tensor(getattr(value, "latent_variable", value)))
+            target.kernel.assign(source.kernel_quantizer(tf.convert_to_tensor(source.kernel.latent_variable)))
+
+
 def load(path, what="--model"):
     """A Keras SavedModel, or the `saved_model/` of a run directory; ValueError naming `what` if there is none."""
     candidate = os.path.join(path, "saved_model")
