@@ -266,7 +266,8 @@ def sync_quantized_kernels(model, copy):
         if getattr(source, "kernel_quantizer", None):
             for weight, value in zip(target.weights, source.weights):
                 weight.assign(tf.convert_to_tensor(getattr(value, "latent_variable", value)))
-            target.kernel.assign(source.kernel_quantizer(tf.convert_to_tensor(source.kernel.latent_variable)))
+            quantized = source.kernel_quantizer(tf.convert_to_tensor(source.kernel.latent_variable))
+            target.kernel.assign(tf.cast(quantized, target.kernel.dtype))  # a mixed-precision quantizer computes in 16 bits
 
 
 def load(path, what="--model"):
