@@ -267,7 +267,8 @@ def sync_quantized_kernels(model, copy):
             for weight, value in zip(target.weights, source.weights):
                 weight.assign(tf.convert_to_tensor(getattr(value, "latent_variable", value)))
             quantized = source.kernel_quantizer(tf.convert_to_tensor(source.kernel.latent_variable))
-            target.kernel.assign(tf.cast(quantized, target.kernel.dtype))  # a mixed-precision quantizer computes in 16 bits
+            # Under a mixed-precision policy the quantizer computes in 16 bits; ±1 and scales survive the cast.
+            target.kernel.assign(tf.cast(quantized, target.kernel.dtype))
 
 
 def load(path, what="--model"):
