@@ -32,7 +32,7 @@ import tfdisc  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfdisc import cpu, datasets, evaluation, export, files, models  # noqa: E402
+from tfdisc import attacks, cpu, datasets, evaluation, export, files, models  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
@@ -321,8 +321,6 @@ def bench_xla(key):
 def bench_attack_calls(key):
     """An attack's two calls (a Square query: logits; an APGD step: logits and input gradient) on the model as
     built vs `models.with_quantized_kernels`, in one tf.function each, at a batch of survivors and at evaluate's 250."""
-    from tfdisc import attacks
-
     model = _build(key)
     copy = models.with_quantized_kernels(model)
     results = {}
