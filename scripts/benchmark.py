@@ -14,7 +14,9 @@ AlexNet-BNN (LCE also with its interpreter's default kernels), the binary layers
 in LCE, and (FCN2-BNN, trained as for autoattack unless --autoattack_model) the flatbuffers'
 agreement with Keras on the 10 000 MNIST test images. attack_calls: an attack's model calls (logits;
 logits and input gradient) on FCN1- and AlexNet-BNN as built vs with kernels quantized once
-(`tfdisc.models.with_quantized_kernels`, what the robustness report attacks).
+(`tfdisc.models.with_quantized_kernels`, what the robustness report attacks). report_xla: the robustness
+report's AutoAttack (standard) on the autoattack part's model and images, graph mode vs `jit_compile=True`,
+each a fresh report's first call (tracing and XLA compilation included, as a user meets them).
 """
 
 import json
@@ -36,7 +38,8 @@ from tfdisc import attacks, cpu, datasets, evaluation, export, files, models  # 
 from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
-PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls"]
+PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls",
+         "report_xla"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
 flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs (deploy: "
@@ -48,10 +51,11 @@ flags.DEFINE_integer("batch_size", 100, "Batch size (FCN models).", lower_bound=
 flags.DEFINE_integer("conv_batch_size", 32, "Batch size (conv models).", lower_bound=1)
 flags.DEFINE_string("output", "benchmarks/results", "Writes <output>.json and <output>.md.")
 flags.DEFINE_string("data_dir", "../shared/data", "Real data for the autoattack part (see tfdisc.datasets).")
-flags.DEFINE_string("autoattack_model", None, "autoattack and deploy parts: a run directory or SavedModel (default: an FCN2-BNN "
+flags.DEFINE_string("autoattack_model", None, "autoattack, report_xla and deploy parts: a run directory or SavedModel (default: an FCN2-BNN "
                     "with 2-bit input trained here for 3 epochs on MNIST).")
-flags.DEFINE_integer("autoattack_examples", 500, "autoattack part: the first N MNIST test images.", lower_bound=1)
-flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack part: the ε to attack at.")
+flags.DEFINE_integer("autoattack_examples", 500, "autoattack and report_xla parts: the first N MNIST test images.",
+                     lower_bound=1)
+flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack and report_xla parts: the ε to attack at.")
 flags.DEFINE_enum("art_attacks", "matched", ["matched", "default"], "autoattack part: ART's AutoAttack with the "
                   "standard version's budget (APGD-CE, APGD-DLR, 100 iterations, Square 5000 queries, one restart "
                   "each), or with ART's default list (5 restarts each, DeepFool, Square 5×5000 queries: hours).")
@@ -341,6 +345,23 @@ def bench_attack_calls(key):
     return results
 
 
+def bench_report_xla(_):
+    """AutoAttack (standard) in the robustness report, graph mode vs XLA: seconds and accuracy per ε."""
+    model = _autoattack_model()
+    x, y = datasets.load_arrays("mnist", "test", data_dir=FLAGS.data_dir, examples=FLAGS.autoattack_examples,
+                                subset_order="first")
+    eps = [float(e) for e in FLAGS.autoattack_eps]
+    result = {"examples": len(x), "eps": eps}
+    for name, jit in (("graph", False), ("xla", True)):
+        report = evaluation.RobustnessReport(model, ("autoattack",), jit_compile=jit)
+        start = time.perf_counter()
+        out = report((x, y), eps)
+        result[f"{name}_s"] = time.perf_counter() - start
+        result[f"{name}_accuracy"] = out["attacks"]["autoattack"]["accuracy"]
+    result["speedup"] = result["graph_s"] / result["xla_s"]
+    return result
+
+
 def bench_pipeline(key):
     """One `fit` epoch over the library's in-memory pipeline: autotuning off (as shipped) vs on (tf.data's default)."""
     model = _compiled(_build(key))
@@ -402,8 +423,9 @@ def main(argv):
         return _memory_child()
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
                "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack,
-               "deploy": bench_deploy, "attack_calls": bench_attack_calls}
+               "deploy": bench_deploy, "attack_calls": bench_attack_calls, "report_xla": bench_report_xla}
     per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"],
+                 "report_xla": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
                  "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"],
                  "attack_calls": FLAGS.models if FLAGS["models"].present else ["fcn1_bnn", "alexnet_bnn"]}
     results = {"machine": _machine(), "parts": {}}

@@ -47,6 +47,8 @@ flags.DEFINE_integer("pgd_steps", 20, "PGD steps.", lower_bound=1)
 flags.DEFINE_integer("pgd_restarts", 5, "PGD (and standalone APGD) restarts, per-example best.", lower_bound=1)
 flags.DEFINE_integer("square_queries", 1000, "Square Attack queries.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the random attacks.")
+flags.DEFINE_bool("jit_compile", True, "Compute the iterative attacks' examples with XLA (about 1.5x faster on CPU); "
+                  "which examples survive is decided without XLA.")
 flags.DEFINE_string("output", None, "Write the report here as JSON (and a PNG beside it).")
 FLAGS = flags.FLAGS
 
@@ -63,7 +65,7 @@ def evaluate(flags_obj):
         model, data, eps, flags_obj.attacks, surrogate, version=flags_obj.autoattack_version,
         pgd_steps=flags_obj.pgd_steps,
         pgd_restarts=flags_obj.pgd_restarts, square_queries=flags_obj.square_queries, large_eps=preset.large_eps,
-        seed=flags_obj.seed, gradient=flags_obj.gradient)
+        seed=flags_obj.seed, gradient=flags_obj.gradient, jit_compile=flags_obj.jit_compile)
     report.update(model=flags_obj.model, surrogate=flags_obj.surrogate, dataset=flags_obj.dataset, name=model.name,
                   subset=flags_obj.subset, command=shlex.join(["python", *sys.argv]))
     return report

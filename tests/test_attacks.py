@@ -223,6 +223,24 @@ def test_apgd_restarts_and_targets_run_only_on_survivors_and_never_undo_a_succes
     assert np.all(fooled(more) >= fooled(one)) and fooled(more).sum() >= fooled(one).sum()
 
 
+def test_apgd_under_xla_attacks_every_row_and_still_never_undoes_a_success(trained_fcn, mnist_small):
+    """XLA needs static shapes, so restarts and targets run on every row and keep only the survivors' results."""
+    _, _, x, y = mnist_small
+    x, y = x[:64], y[:64]
+    fooled = lambda x_adv: np.argmax(trained_fcn(x_adv, training=False), -1) != y  # noqa: E731
+
+    def xla_apgd(**kwargs):
+        return tf.function(lambda: attacks.apgd(trained_fcn, x, 0.04, y=y, n_iter=10, seed=0, loss="dlr",
+                                                targeted=True, **kwargs), jit_compile=True)().numpy()
+
+    one, more = xla_apgd(n_target_classes=1), xla_apgd(n_target_classes=3, n_restarts=2)
+    assert np.all(fooled(more) >= fooled(one)) and fooled(more).sum() > fooled(one).sum() > 0
+    assert np.abs(more - x).max() <= 0.04 + 1e-6 and more.min() >= 0.0 and more.max() <= 1.0
+    wrong = (np.argmax(trained_fcn(x, training=False), -1) + 1) % 10  # every example already misclassified
+    np.testing.assert_array_equal(
+        tf.function(lambda: attacks.apgd(trained_fcn, x, 0.1, y=wrong, n_iter=3, seed=0), jit_compile=True)(), x)
+
+
 def test_dlr_loss_is_invariant_to_shifting_and_scaling_the_logits():
     rng = np.random.default_rng(0)
     logits, labels, target = rng.normal(size=(32, 10)), rng.integers(0, 10, 32), rng.integers(0, 10, 32)

@@ -245,6 +245,31 @@ def test_a_reused_report_attacks_the_current_weights_of_a_bnn(mnist_small):
     assert trained["attacks"] == fresh["attacks"] and trained["worst_case"] == fresh["worst_case"]
 
 
+@pytest.mark.parametrize("rows", [1, 33, 100])
+def test_xla_attacks_are_padded_to_a_few_batch_sizes_without_changing_any_row(rows):
+    x = tf.random.stateless_uniform([rows, 4], [0, 1])
+    y = tf.zeros([rows], tf.int64)
+    row_wise = lambda x, y, eps, _: x + eps * tf.sign(x - 0.5)  # noqa: E731
+    np.testing.assert_array_equal(evaluation._with_xla(row_wise)(x, y, tf.constant(0.1), None),
+                                  row_wise(x, y, 0.1, None))
+    assert evaluation.XLA_BATCH_SIZES[:5] == (32, 45, 64, 91, 128)
+
+
+def test_a_report_with_xla_attacks_scores_as_graph_mode_does(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    data, eps = (x[:100], y[:100]), [0.0, 0.05, 0.1]
+    kwargs = dict(attacks=("fgsm", "pgd", "autoattack"), version="fast", pgd_steps=5, pgd_restarts=1)
+    graph = evaluation.robustness_report(trained_fcn, data, eps, **kwargs)
+    xla = evaluation.robustness_report(trained_fcn, data, eps, jit_compile=True, **kwargs)
+    assert xla["settings"]["jit_compile"] and not graph["settings"]["jit_compile"]
+    assert xla["clean_accuracy"] == graph["clean_accuracy"]
+    assert xla["attacks"]["fgsm"] == graph["attacks"]["fgsm"]  # a single step: not compiled
+    for name in ("pgd", "autoattack"):  # the same attacks with other random draws
+        assert xla["attacks"][name]["accuracy"][0] == graph["clean_accuracy"]
+        np.testing.assert_allclose(xla["attacks"][name]["accuracy"], graph["attacks"][name]["accuracy"], atol=0.05)
+    assert xla["attacks"]["autoattack"]["accuracy"][2] < xla["attacks"]["fgsm"]["accuracy"][2]
+
+
 def test_per_example_masking_check_counts_what_the_aggregate_misses():
     """Aggregates agree (PGD beats Square overall) while Square breaks 7 examples that PGD leaves alone."""
     result = {"eps": [0.0, 0.1], "clean_accuracy": 0.9, "examples": 100,

@@ -191,7 +191,7 @@ def test_training_benchmark_profiles_and_compares_settings(tmp_path):
     assert "### settings" in output.with_suffix(".md").read_text()
 
 
-def test_benchmark_deploy_part_measures_sizes_latency_and_agreement(tmp_path):
+def test_benchmark_deploy_and_report_xla_parts_measure_what_they_say(tmp_path):
     from tfdisc import export, models
 
     from helpers import without_sign_ties
@@ -200,10 +200,17 @@ def test_benchmark_deploy_part_measures_sizes_latency_and_agreement(tmp_path):
     without_sign_ties(model, 64 / 255)  # so that Keras and LCE must agree on every image
     export.save(model, tmp_path / "run" / "saved_model")
     output = tmp_path / "bench"
-    result = _script("benchmark.py", "--parts=deploy", "--models=fcn2_bnn", f"--autoattack_model={tmp_path / 'run'}",
+    result = _script("benchmark.py", "--parts=deploy,report_xla", "--models=fcn2_bnn",
+                     f"--autoattack_model={tmp_path / 'run'}", "--autoattack_examples=20", "--autoattack_eps=0.05",
                      "--repeats=1", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
-    deploy = json.loads(output.with_suffix(".json").read_text())["parts"]["deploy"]["fcn2_bnn"]
+    parts = json.loads(output.with_suffix(".json").read_text())["parts"]
+    report_xla = parts["report_xla"]["run"]
+    assert report_xla["examples"] == 20 and report_xla["eps"] == [0.05]
+    assert report_xla["speedup"] == pytest.approx(report_xla["graph_s"] / report_xla["xla_s"])
+    assert all(len(report_xla[f"{side}_accuracy"]) == 1 and 0 <= report_xla[f"{side}_accuracy"][0] <= 1
+               for side in ("graph", "xla"))
+    deploy = parts["deploy"]["fcn2_bnn"]
     assert deploy["binary_layers"] == 2 and deploy["binary_layers_float_mb"] == pytest.approx(4 * (64 * 64 + 64 * 10) / 1e6)
     assert deploy["binary_layers_smaller"] == pytest.approx(deploy["binary_layers_float_mb"] /
                                                             deploy["binary_layers_lce_mb"])

@@ -277,7 +277,8 @@ def apgd(model_fn, x, eps, norm=np.inf, *, y=None, loss="ce", n_iter=100, n_rest
     halved; such examples restart from their best point. Momentum 0.75, projection on the ε-ball
     and [clip_min, clip_max], random start. Each restart (and, with `targeted`, each of the
     `n_target_classes` targets: the classes of 2nd to (n+1)-th highest clean logit) runs only on the
-    examples not yet misclassified, as AutoAttack does. Returns, per example, the first
+    examples not yet misclassified, as AutoAttack does (under XLA, which needs static shapes: on every
+    example, keeping the result for those not yet misclassified). Returns, per example, the first
     misclassified point found, else the point of highest loss. One graph `while` loop per run.
 
     Departures from the reference `autoattack/autopgd_base.py`: the oscillation count at the first
@@ -312,7 +313,11 @@ def apgd(model_fn, x, eps, norm=np.inf, *, y=None, loss="ce", n_iter=100, n_rest
     best_loss = tf.fill(tf.shape(y), tf.constant(-np.inf, x.dtype))
 
     def run(r, x_out, fooled, best_loss):
-        todo = tf.where(tf.logical_not(fooled))[:, 0]
+        if checks.in_xla():  # static shapes: attack every row, keep the result only where none was fooled before
+            todo, active = tf.range(tf.shape(y, out_type=tf.int64)[0]), tf.logical_not(fooled)
+        else:
+            todo = tf.where(tf.logical_not(fooled))[:, 0]
+            active = tf.ones_like(todo, tf.bool)
         xs, ys = tf.gather(x, todo), tf.gather(y, todo)
         target = None
         if targeted:
@@ -321,11 +326,11 @@ def apgd(model_fn, x, eps, norm=np.inf, *, y=None, loss="ce", n_iter=100, n_rest
             target = order[:, rank - 1]
         hit, x_hit, x_high, high = _apgd_run(model_fn, xs, ys, eps, _apgd_loss(loss, targeted, target), n_iter,
                                               rho, schedule, clip_min, clip_max, base + [0, 1 + r])
-        higher = high > tf.gather(best_loss, todo)
+        hit, higher = hit & active, (high > tf.gather(best_loss, todo)) & active
         chosen = tf.where(_rows(hit, xs), x_hit, tf.where(_rows(higher, xs), x_high, tf.gather(x_out, todo)))
         index = todo[:, None]
         return (r + 1, tf.tensor_scatter_nd_update(x_out, index, chosen),
-                tf.tensor_scatter_nd_update(fooled, index, hit),
+                tf.tensor_scatter_nd_update(fooled, index, hit | tf.gather(fooled, todo)),
                 tf.tensor_scatter_nd_update(best_loss, index, tf.where(higher, high, tf.gather(best_loss, todo))))
 
     return tf.while_loop(lambda r, *_: r < runs, run, (tf.constant(0), x, fooled, best_loss))[1]
