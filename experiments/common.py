@@ -125,10 +125,9 @@ def define_flags(dataset):
     flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multi_worker"],
                       "tf.distribute strategy: mirrored (all local GPUs, or --cpu_devices CPUs) or multi_worker "
                       "(TF_CONFIG).")
-    flags.DEFINE_bool("jit_compile", True, "Compile the train and test steps, and the robustness report's iterative "
-                      "attacks, with XLA (1.1-1.5x faster on CPU, scripts/benchmark.py); input checks run outside "
-                      "XLA. Default on for one device; with --distribute only when given explicitly (and then only "
-                      "for training).")
+    flags.DEFINE_bool("jit_compile", True, "Compile the train and test steps with XLA (1.1-1.5x faster on CPU, "
+                      "scripts/benchmark.py); input checks run outside XLA. Default on for one device; with "
+                      "--distribute only when given explicitly.")
     flags.DEFINE_bool("mixed_precision", False, "Train in mixed_bfloat16 where the CPU has bfloat16 instructions "
                       f"({', '.join(cpu.BFLOAT16_FLAGS)}); elsewhere warn and keep float32. It changes what the model "
                       "computes (bfloat16 activations and products); the discretization, weights and logits stay "
@@ -513,8 +512,7 @@ def _run_locked(flags_obj, strategy, chief, run_dir):
         model, attack_test, report_eps, flags_obj.attacks, surrogate, version=flags_obj.autoattack_version,
         pgd_steps=flags_obj.pgd_steps,
         pgd_restarts=flags_obj.pgd_restarts, square_queries=flags_obj.square_queries, seed=flags_obj.seed,
-        large_eps=presets.get(flags_obj.dataset).large_eps, gradient=flags_obj.gradient,
-        jit_compile=_use_xla(flags_obj) and flags_obj.distribute == "none")
+        large_eps=presets.get(flags_obj.dataset).large_eps, gradient=flags_obj.gradient)
     if "fgsm" in flags_obj.attacks and flags_obj.attack_examples is None and report_eps == eps_values:
         sweep = evaluation.sweep_in(report)  # the report ran this very sweep: every test example, the same eps
     else:

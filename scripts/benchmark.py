@@ -51,8 +51,8 @@ flags.DEFINE_integer("batch_size", 100, "Batch size (FCN models).", lower_bound=
 flags.DEFINE_integer("conv_batch_size", 32, "Batch size (conv models).", lower_bound=1)
 flags.DEFINE_string("output", "benchmarks/results", "Writes <output>.json and <output>.md.")
 flags.DEFINE_string("data_dir", "../shared/data", "Real data for the autoattack part (see tfdisc.datasets).")
-flags.DEFINE_string("autoattack_model", None, "autoattack, report_xla and deploy parts: a run directory or SavedModel (default: an FCN2-BNN "
-                    "with 2-bit input trained here for 3 epochs on MNIST).")
+flags.DEFINE_string("autoattack_model", None, "autoattack, report_xla and deploy parts: a run directory or "
+                    "SavedModel (default: an FCN2-BNN with 2-bit input trained here for 3 epochs on MNIST).")
 flags.DEFINE_integer("autoattack_examples", 500, "autoattack and report_xla parts: the first N MNIST test images.",
                      lower_bound=1)
 flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack and report_xla parts: the ε to attack at.")
