@@ -47,8 +47,8 @@ flags.DEFINE_integer("pgd_steps", 20, "PGD steps.", lower_bound=1)
 flags.DEFINE_integer("pgd_restarts", 5, "PGD (and standalone APGD) restarts, per-example best.", lower_bound=1)
 flags.DEFINE_integer("square_queries", 1000, "Square Attack queries.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the random attacks.")
-flags.DEFINE_bool("jit_compile", False, "Compute the iterative attacks' examples with XLA (AutoAttack: 1.15x faster "
-                  "on FCN2-BNN, 0.93x on FCN1-BNN; benchmarks/cpu_report_xla_*.md); survival is scored without XLA.")
+flags.DEFINE_bool("jit_compile", False, "Compute the iterative attacks' examples with XLA (faster on FCN2-BNN, not on "
+                  "FCN1-BNN: benchmarks/cpu_report_xla_*.md); survival is scored without XLA.")
 flags.DEFINE_string("output", None, "Write the report here as JSON (and a PNG beside it).")
 FLAGS = flags.FLAGS
 

@@ -279,8 +279,7 @@ class RobustnessReport:
     `jit_compile=True` computes the iterative attacks' examples (`ITERATIVE`) with XLA: the same
     attacks with other random draws. Which examples survive is still decided in graph mode, as clean
     accuracy is, so XLA's fused arithmetic can change the attack's search but never the scoring. Off
-    by default: standard AutoAttack ran 1.15× faster on FCN2-BNN (200 images) but 0.93× on FCN1-BNN
-    (20 images, padded to 32) in `scripts/benchmark.py --parts=report_xla`.
+    by default: it was no faster on FCN1-BNN (`scripts/benchmark.py --parts=report_xla`, README).
 
     Each batch is one compiled call covering every ε and attack (ε is a tensor: new ε never
     retrace); the object is reusable across data and ε, and across training of the model: each call
