@@ -149,6 +149,27 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "- mnist fcn2: 6 model(s) at the study's budget (10 epochs)" in glance
 
 
+def test_reevaluating_a_run_whose_checkpoints_are_not_here_says_so(tmp_path):
+    run_dir = _fake_run(tmp_path, "full", 8, False, 0.98, [0.30, 0.05, 0.01])  # records only, as a fresh clone has them
+    result = _script("reproduce_paper.py", "--reevaluate", f"--output_dir={tmp_path}", "--arch=fcn2", "--bits=8",
+                     "--precisions=full", "--adv=off", f"--report={tmp_path / 'REPORT.md'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"error: --reevaluate: {run_dir} holds the run's records but not its checkpoints" in result.stderr
+    assert not (tmp_path / "REPORT.md").exists()
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_git_keeps_the_study_runs_records_and_nothing_else():
+    run = "runs/paper/full/mnist_fcn1_full_8b/"
+    records = [run + name for name in ("results.json", "budget.json", "config.json", "history.csv",
+                                       "activation_l1.json")] + ["runs/paper/evaluations/fcn1_bnn_2b.json"]
+    local = [run + "checkpoints/ckpt-20.index", run + "saved_model/saved_model.pb", run + "tensorboard/train/events",
+             run + "model_summary.txt", "runs/mnist_fcn2_bnn_2b_s0/results.json", "runs/grid_fcn1.log"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *records, *local], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert ignored == local
+
+
 def test_benchmark_writes_its_tables(tmp_path):
     output = tmp_path / "bench"
     result = _script("benchmark.py", "--parts=train,overhead,xla,pipeline,attack_calls", "--models=fcn2_full",
