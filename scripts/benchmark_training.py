@@ -21,6 +21,7 @@ default CPU allocator, evaluation in batches of the training batch size, and a g
 every test image each epoch. "new" is what they do now: the BFC allocator, evaluation batches of
 `evaluation.batch_size_for(model)`, and a per-epoch XLA sweep of 1000 test images (the final sweep
 still covers all of them). "new_graph" is "new" with graph-mode steps and sweep (`--nojit_compile`).
+"new_mixed" and "new_graph_mixed" are "new" and "new_graph" under `--mixed_precision` (CPUs with bfloat16 only).
 """
 
 import json
@@ -45,16 +46,21 @@ from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
 MODELS = ["fcn1_full", "fcn1_bnn", "alexnet_full", "alexnet_bnn"]
-# name: (environment, XLA steps and sweep, new evaluation). TF_CPU_ALLOCATOR_USE_BFC is read when TensorFlow starts.
+# name: (environment, XLA steps and sweep, new evaluation, mixed precision). TF_CPU_ALLOCATOR_USE_BFC is read when
+# TensorFlow starts. The mixed settings train as --mixed_precision does, so they run only on CPUs with bfloat16.
 SETTINGS = {
-    "main": ({"TF_CPU_ALLOCATOR_USE_BFC": "false"}, True, False),
-    "new": ({"TF_CPU_ALLOCATOR_USE_BFC": "true"}, True, True),
-    "new_graph": ({"TF_CPU_ALLOCATOR_USE_BFC": "true"}, False, True),
+    "main": ({"TF_CPU_ALLOCATOR_USE_BFC": "false"}, True, False, False),
+    "new": ({"TF_CPU_ALLOCATOR_USE_BFC": "true"}, True, True, False),
+    "new_graph": ({"TF_CPU_ALLOCATOR_USE_BFC": "true"}, False, True, False),
+    "new_mixed": ({"TF_CPU_ALLOCATOR_USE_BFC": "true"}, True, True, True),
+    "new_graph_mixed": ({"TF_CPU_ALLOCATOR_USE_BFC": "true"}, False, True, True),
 }
+MIXED = [name for name, setting in SETTINGS.items() if setting[3]]
 TEST_IMAGES, NEW_SWEEP_IMAGES = 10000, 1000
 flags.DEFINE_list("parts", ["profile", "settings"], "Which parts to run.")
 flags.DEFINE_list("models", MODELS, "arch_precision pairs.")
-flags.DEFINE_list("settings", list(SETTINGS), f"Settings to compare, of {list(SETTINGS)}.")
+flags.DEFINE_list("settings", None, f"Settings to compare, of {list(SETTINGS)} (default: all; {MIXED} only where "
+                  "the CPU has bfloat16).")
 flags.DEFINE_integer("repeats", 2, "Timed repeats per setting (each a new process).", lower_bound=1)
 flags.DEFINE_integer("steps", 4, "Timed training steps per measurement (after two warm-up steps).", lower_bound=1)
 flags.DEFINE_string("output", "benchmarks/cpu_training", "Writes <output>.json and <output>.md.")
@@ -238,12 +244,15 @@ def bench_profile(key, peak, bandwidth):
 # ---- settings ------------------------------------------------------------------------------------------------
 
 def _child(key, setting):
-    """Seconds per clean and R-FGSM step, and per image of validation and sweep, as JSON on stdout."""
-    _, xla, new_evaluation = SETTINGS[setting]
+    """Seconds per clean and R-FGSM step, and per image of validation and sweep, and how many layers compute in
+    bfloat16, as JSON on stdout."""
+    _, xla, new_evaluation, mixed = SETTINGS[setting]
+    cpu.set_policy(cpu.mixed_precision_policy(mixed))
     batch, _, _ = _dataset_facts(key)
     model = _compiled(_build(key), xla)
     data = _data(model, batch, FLAGS.steps + 2)
-    result = {"step_s": _fit_seconds_per_step(model, data, FLAGS.steps)}
+    result = {"step_s": _fit_seconds_per_step(model, data, FLAGS.steps),
+              "bfloat16_layers": sum(layer.compute_dtype == "bfloat16" for layer in model.layers)}
     adversarial = _compiled(AdversarialModel(_build(key), eps=0.1, alpha=0.05), xla)
     result["rfgsm_step_s"] = _fit_seconds_per_step(adversarial, data, FLAGS.steps)
     eval_batch = max(batch, evaluation.batch_size_for(model)) if new_evaluation else batch
@@ -265,11 +274,23 @@ def _run_child(key, setting):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_settings(key):
+def _settings():
+    """The settings to compare: --settings, or every one this CPU can run."""
+    if FLAGS.settings is not None:
+        unknown = set(FLAGS.settings) - set(SETTINGS)
+        if unknown:
+            raise app.UsageError(f"--settings: unknown {sorted(unknown)}; valid: {list(SETTINGS)}.")
+        if set(FLAGS.settings) & set(MIXED) and not cpu.has_bfloat16():
+            raise app.UsageError(f"--settings: {MIXED} need a CPU with bfloat16 instructions; this one has none.")
+        return FLAGS.settings
+    return [name for name in SETTINGS if name not in MIXED or cpu.has_bfloat16()]
+
+
+def bench_settings(key, settings):
     _, steps_per_epoch, _ = _dataset_facts(key)
-    runs = {setting: [] for setting in FLAGS.settings}
+    runs = {setting: [] for setting in settings}
     for _ in range(FLAGS.repeats):
-        for setting in FLAGS.settings:
+        for setting in settings:
             runs[setting].append(_run_child(key, setting))
             print(key, setting, json.dumps(runs[setting][-1]), flush=True)
     result = {}
@@ -280,8 +301,8 @@ def bench_settings(key):
                  + sweep_images * median["sweep_s_per_image"])
         result.update({f"{setting}_{name}": value for name, value in median.items()})
         result[f"{setting}_epoch_s"] = epoch
-    baseline = FLAGS.settings[0]
-    for setting in FLAGS.settings[1:]:
+    baseline = settings[0]
+    for setting in settings[1:]:
         result[f"{setting}_epoch_speedup"] = result[f"{baseline}_epoch_s"] / result[f"{setting}_epoch_s"]
     return result
 
@@ -299,6 +320,7 @@ def main(argv):
     del argv
     if FLAGS.child:
         return _child(FLAGS.child, FLAGS.child_setting)
+    settings = _settings()
     results = {"machine": cpu.machine(),
                "peak_gflops": _peak_matmul_flops() / 1e9, "bandwidth_gbs": _memory_bandwidth() / 1e9, "parts": {}}
     print(f"peak {results['peak_gflops']:.0f} GFLOP/s, bandwidth {results['bandwidth_gbs']:.1f} GB/s", flush=True)
@@ -309,7 +331,7 @@ def main(argv):
             if part == "profile":
                 value = bench_profile(key, results["peak_gflops"] * 1e9, results["bandwidth_gbs"] * 1e9)
             else:
-                value = bench_settings(key)
+                value = bench_settings(key, settings)
             results["parts"][part][key] = value
             print(part, key, json.dumps(value), flush=True)
     files.write_json_atomic(f"{FLAGS.output}.json", results)

@@ -212,6 +212,29 @@ def test_training_benchmark_profiles_and_compares_settings(tmp_path):
     assert "### settings" in output.with_suffix(".md").read_text()
 
 
+def test_training_benchmark_runs_mixed_precision_settings_only_where_the_cpu_has_bfloat16(tmp_path):
+    from tfdisc import cpu
+
+    output = tmp_path / "training"
+    result = _script("benchmark_training.py", "--parts=settings", "--models=fcn2_full", "--steps=1", "--repeats=1",
+                     "--settings=new_graph,new_graph_mixed", f"--output={output}")
+    if not cpu.has_bfloat16():
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "need a CPU with bfloat16 instructions; this one has none" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr[-2000:]
+    settings = json.loads(output.with_suffix(".json").read_text())["parts"]["settings"]["fcn2_full"]
+    assert settings["new_graph_bfloat16_layers"] == 0 and settings["new_graph_mixed_bfloat16_layers"] > 0
+    assert settings["new_graph_mixed_epoch_speedup"] == pytest.approx(
+        settings["new_graph_epoch_s"] / settings["new_graph_mixed_epoch_s"])
+
+
+def test_training_benchmark_names_an_unknown_setting():
+    result = _script("benchmark_training.py", "--parts=settings", "--settings=new,fast")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--settings: unknown ['fast']" in result.stderr
+
+
 def test_benchmark_deploy_and_report_xla_parts_measure_what_they_say(tmp_path):
     from tfdisc import export, models
 
