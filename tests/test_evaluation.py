@@ -270,6 +270,21 @@ def test_a_report_with_xla_attacks_scores_as_graph_mode_does(trained_fcn, mnist_
     assert xla["attacks"]["autoattack"]["accuracy"][2] < xla["attacks"]["fgsm"]["accuracy"][2]
 
 
+@pytest.mark.parametrize("bad, message", [
+    ("nan_images", "Pixels contain .* NaN"),
+    ("float255", r"must lie in \[0, 1\].*divide 0..255 images by 255"),
+    ("label_10", r"Labels must be int class ids in 0..9 \(the model has 10 outputs\)"),
+])
+def test_a_report_with_xla_attacks_refuses_bad_input_as_graph_mode_does(trained_fcn, bad, message):
+    x = np.full((4, 28, 28, 1), 0.5, np.float32)
+    y = np.zeros(4, np.int64)
+    data = {"nan_images": (x * np.nan, y), "float255": (x * 255, y), "label_10": (x, y + 10)}[bad]
+    for jit_compile in (False, True):
+        with pytest.raises(ValueError, match=message):
+            evaluation.robustness_report(trained_fcn, data, [0.1], attacks=("pgd",), pgd_steps=1, pgd_restarts=1,
+                                         jit_compile=jit_compile)
+
+
 def test_per_example_masking_check_counts_what_the_aggregate_misses():
     """Aggregates agree (PGD beats Square overall) while Square breaks 7 examples that PGD leaves alone."""
     result = {"eps": [0.0, 0.1], "clean_accuracy": 0.9, "examples": 100,
