@@ -1,5 +1,6 @@
 """Shared fixtures and hooks. In every process that runs tests, two logical CPUs are configured before
-TensorFlow initializes, for MirroredStrategy; pytest-xdist's controller, which runs none, never loads it."""
+TensorFlow initializes, for MirroredStrategy; pytest-xdist's controller, which runs none, loads TensorFlow
+only for --collect-only."""
 
 import contextlib
 import ctypes
@@ -22,8 +23,9 @@ _libc = ctypes.CDLL("libc.so.6")
 
 
 def pytest_configure(config):
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        return  # the xdist controller: TensorFlow would cost it 0.6 GiB for nothing
+    if (getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+            and not config.option.collectonly):
+        return  # the xdist controller: TensorFlow would cost it 0.6 GiB for nothing (it collects only for --co)
     import tfdisc  # noqa: F401  (selects legacy Keras before TensorFlow loads it)
     import tensorflow as tf
 
