@@ -234,8 +234,10 @@ def _group_section(dataset, arch, budget, group, figures, root):
              f"{r0['epochs']} epochs on {r0['train_examples'] or 'all'} training images, {r0['test_examples']} test "
              "examples, training time per run "
              f"{shortest if shortest == longest else f'{shortest}–{longest}'} s on this machine (2 CPU cores; "
-             "wall clock, so time a run shared the CPU or lay paused counts too).", "",
-             "Command: `" + _portable(r0["command"]) + "`", ""]
+             "wall clock, so time a run shared the CPU or lay paused counts too).", ""]
+    commands = sorted({_portable(r["command"]) for r in group})
+    parts += [f"Command: `{commands[0]}`", ""] if len(commands) == 1 else [
+        "Commands (each trained some of the runs below):", "", *(f"- `{c}`" for c in commands), ""]
     evaluation_commands = sorted({r["evaluation_command"] for r in group if r["evaluation_command"]})
     if evaluation_commands:
         parts += ["Attacks beyond FGSM added afterwards, without retraining:", ""]

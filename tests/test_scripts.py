@@ -52,7 +52,7 @@ def test_evaluate_names_a_missing_model():
     assert "Traceback" not in result.stderr
 
 
-def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fcn2", epochs=10):
+def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fcn2", epochs=10, command="reproduce"):
     run_dir = root / "full" / f"mnist_{arch}_{precision}_{bits}b{'_adv' if adv else ''}"
     run_dir.mkdir(parents=True)
     eps = [0.0, 0.1, 0.2, 0.3]
@@ -66,7 +66,7 @@ def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fc
                           "version": "standard", "stages": ["apgd-ce", "apgd-t", "square"], "apgd_iterations": 100,
                           "square_queries": 5000}})
     (run_dir / "results.json").write_text(json.dumps(result))
-    (run_dir / "budget.json").write_text(json.dumps({"budget": "full: 10 epochs", "command": "reproduce"}))
+    (run_dir / "budget.json").write_text(json.dumps({"budget": "full: 10 epochs", "command": command}))
     return run_dir
 
 
@@ -86,7 +86,7 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     _fake_run(tmp_path, "bnn", 2, False, 0.95, [0.94, 0.93, 0.10], autoattack=[0.78, 0.50, 0.0])
     _fake_run(tmp_path, "full", 8, True, 0.98, [0.90, 0.85, 0.80], autoattack=[0.85, 0.60, 0.10])
     _fake_run(tmp_path, "full", 8, False, 0.98, [0.50, 0.10, 0.01], arch="fcn1", epochs=1)
-    _fake_run(tmp_path, "bnn", 8, False, 0.97, [0.60, 0.20, 0.05], arch="fcn1", epochs=1)
+    _fake_run(tmp_path, "bnn", 8, False, 0.97, [0.60, 0.20, 0.05], arch="fcn1", epochs=1, command="reproduce --bnn")
     _fake_activations(full8, 0.5)
     _fake_activations(bnn8, 0.25)
     study = tmp_path / "study.csv"
@@ -107,6 +107,8 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "| full | 8-bit | 98.0 | 30.0 | 5.0 | 1.0 |" in text
     assert "| bnn | 2-bit | 95.0 | 94.0 | 93.0 | 10.0 | 78.0 | 50.0 | 0.0 |" in text  # FGSM, then AutoAttack
     assert "AutoAttack standard (apgd-ce → apgd-t → square" in text
+    assert "Command: `python reproduce`" in text  # fcn2: one command trained every run
+    assert "trained some of the runs below):\n\n- `python reproduce`\n- `python reproduce --bnn`\n" in text  # fcn1
     # The study beside us: our full-precision 8-bit curve meets 28% between ε=0.1 (30%) and 0.2 (5%).
     assert "- mnist `adv1`: fcn2 full 8-bit meets the study's 28.0% at ε≈0.108 → ε=0.1 (nearest on our grid)" in text
     assert "| 1 | mnist | fcn2 full 8-bit | adv1 | 0.1 | 28.0% | 30.0% | full (10 epochs) |" in text
