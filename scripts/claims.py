@@ -90,7 +90,7 @@ class Evidence:
             raise Unjudged("inconclusive", f"{label} trained on a reduced budget ({reduced})")
         clean = next((s["accuracy"] for s in self.study if s["column"] == "clean" and self._matches(
             s, precision, bits, adv)), None)
-        if clean is not None and run["clean_accuracy"] < clean - CLEAN_GAP:
+        if clean is not None and not _reaches(run["clean_accuracy"], clean, -CLEAN_GAP):
             raise Unjudged("inconclusive", f"{label}: clean {pct(run['clean_accuracy'])}, more than "
                            f"{100 * CLEAN_GAP:.0f} points below the study's {pct(clean)}")
         return run
@@ -142,35 +142,49 @@ def _holds(passed):
     return "holds" if passed else "does not hold"
 
 
+def _points(fraction):
+    """`fraction` in percentage points, rounded to 1e-6: accuracies k/N do not subtract exactly in floating point."""
+    return round(100 * fraction, 6)
+
+
+def _beats(a, b, margin=MARGIN):
+    """a > b + margin."""
+    return _points(a - b) > _points(margin)
+
+
+def _reaches(a, b, margin=0.0):
+    """a ≥ b + margin."""
+    return _points(a - b) >= _points(margin)
+
+
 # ---- the rules -------------------------------------------------------------------------------------------------
 
 def _clean_cost(ev):
-    two, eight = ev.run("full", 2), ev.run("full", 8)
+    two, eight = ev.run("full", 2)["clean_accuracy"], ev.run("full", 8)["clean_accuracy"]
     allowed = 0.05 if ev.dataset.startswith("cifar") else 0.02
-    cost = eight["clean_accuracy"] - two["clean_accuracy"]
-    return _holds(cost <= allowed), (f"clean: 8-bit {pct(eight['clean_accuracy'])}, 2-bit {pct(two['clean_accuracy'])}; "
-                                     f"cost {100 * cost:.1f} points (allowed {100 * allowed:.0f})")
+    return _holds(_reaches(two, eight, -allowed)), (f"clean: 8-bit {pct(eight)}, 2-bit {pct(two)}; "
+                                                    f"cost {100 * (eight - two):.1f} points (allowed {100 * allowed:.0f})")
 
 
 def _within_clean(ev):
     two = ev.run("full", 2)
-    drops = [two["clean_accuracy"] - a for a in ev.curve(two)]
-    return ev.over_eps([d <= MARGIN for d in drops]), "full 2-bit, points below its clean accuracy: " + ev.at_eps(
-        f"{100 * d:.1f}" for d in drops)
+    clean, attacked = two["clean_accuracy"], ev.curve(two)
+    return ev.over_eps([_reaches(a, clean, -MARGIN) for a in attacked]), (
+        "full 2-bit, points below its clean accuracy: " + ev.at_eps(f"{100 * (clean - a):.1f}" for a in attacked))
 
 
 def _wide_range(ev):
     two, eight = ev.run("full", 2), ev.run("full", 8)
-    gains = [a - b for a, b in zip(ev.curve(two), ev.curve(eight))]
-    return ev.over_eps([g >= 0.10 for g in gains]), "full precision, 2-bit minus 8-bit: " + ev.at_eps(
-        f"{100 * g:+.1f}" for g in gains)
+    pairs = list(zip(ev.curve(two), ev.curve(eight)))
+    return ev.over_eps([_reaches(a, b, 0.10) for a, b in pairs]), "full precision, 2-bit minus 8-bit: " + ev.at_eps(
+        f"{100 * (a - b):+.1f}" for a, b in pairs)
 
 
 def _two_bits_best(ev):
     two, others = ev.run("full", 2), [ev.run("full", b) for b in (3, 4, 8) if b == 8 or ev.has("full", b)]
     best_other = [max(values) for values in zip(*(ev.curve(r) for r in others))]
     names = "/".join(f"{r['input_bits']}" for r in others)
-    return ev.over_eps([a >= b - MARGIN for a, b in zip(ev.curve(two), best_other)]), (
+    return ev.over_eps([_reaches(a, b, -MARGIN) for a, b in zip(ev.curve(two), best_other)]), (
         f"full precision, 2-bit vs the best of {names}-bit: " + ev.at_eps(
             f"{pct(a)} vs {pct(b)}" for a, b in zip(ev.curve(two), best_other)))
 
@@ -178,28 +192,28 @@ def _two_bits_best(ev):
 def _adv_two_beats_adv_eight(ev):
     two, eight = ev.run("full", 2, adv=True), ev.run("full", 8, adv=True)
     pairs = list(zip(ev.curve(two), ev.curve(eight)))
-    return ev.over_eps([a > b + MARGIN for a, b in pairs]), "adv-trained full, 2-bit vs 8-bit: " + ev.at_eps(
+    return ev.over_eps([_beats(a, b) for a, b in pairs]), "adv-trained full, 2-bit vs 8-bit: " + ev.at_eps(
         f"{pct(a)} vs {pct(b)}" for a, b in pairs)
 
 
 def _bnn_small_eps(ev):
     bnn, full = ev.run("bnn", 8), ev.run("full", 8)
     a, b = ev.accuracy(bnn, ev.eps[0]), ev.accuracy(full, ev.eps[0])
-    return _holds(a > b + MARGIN), f"8-bit, ε={eps_label(ev.eps[0], ev.dataset)}: BNN {pct(a)} vs full {pct(b)}"
+    return _holds(_beats(a, b)), f"8-bit, ε={eps_label(ev.eps[0], ev.dataset)}: BNN {pct(a)} vs full {pct(b)}"
 
 
 def _bnn_fall_faster(ev):
     bnn, full = ev.run("bnn", 8), ev.run("full", 8)
     drop = lambda run: ev.accuracy(run, ev.eps[0]) - ev.accuracy(run, ev.eps[-1])  # noqa: E731
     span = f"ε={eps_label(ev.eps[0], ev.dataset)} → {eps_label(ev.eps[-1], ev.dataset)}"
-    return _holds(drop(bnn) > drop(full) + MARGIN), (f"8-bit, accuracy lost from {span}: BNN {100 * drop(bnn):.1f} "
+    return _holds(_beats(drop(bnn), drop(full))), (f"8-bit, accuracy lost from {span}: BNN {100 * drop(bnn):.1f} "
                                                      f"points, full {100 * drop(full):.1f}")
 
 
 def _capacity(large, small):
     advantage = lambda ev: [a - b for a, b in zip(ev.curve(ev.run("bnn", 8)), ev.curve(ev.run("full", 8)))]  # noqa
     wide, narrow = advantage(large), advantage(small)
-    return large.over_eps([w > n + MARGIN for w, n in zip(wide, narrow)]), (
+    return large.over_eps([_beats(w, n) for w, n in zip(wide, narrow)]), (
         f"BNN minus full (8-bit), {large.arch} vs {small.arch}: " + large.at_eps(
             f"{100 * w:+.1f} vs {100 * n:+.1f}" for w, n in zip(wide, narrow)))
 
@@ -208,21 +222,21 @@ def _adv_helps_full_more(ev):
     gain = lambda precision: [a - b for a, b in zip(ev.curve(ev.run(precision, 8, adv=True)),  # noqa: E731
                                                     ev.curve(ev.run(precision, 8)))]
     full, bnn = gain("full"), gain("bnn")
-    return ev.over_eps([f > b + MARGIN for f, b in zip(full, bnn)]), "8-bit, gain from R-FGSM training, full vs BNN: " \
+    return ev.over_eps([_beats(f, b) for f, b in zip(full, bnn)]), "8-bit, gain from R-FGSM training, full vs BNN: " \
         + ev.at_eps(f"{100 * f:+.1f} vs {100 * b:+.1f}" for f, b in zip(full, bnn))
 
 
 def _bnn_two_bits_like_adv(ev):
     bnn, adv = ev.run("bnn", 2), ev.run("full", 8, adv=True)
     pairs = list(zip(ev.curve(bnn), ev.curve(adv)))
-    return ev.over_eps([a >= b - 0.05 for a, b in pairs]), "BNN 2-bit vs adv-trained full 8-bit: " + ev.at_eps(
+    return ev.over_eps([_reaches(a, b, -0.05) for a, b in pairs]), "BNN 2-bit vs adv-trained full 8-bit: " + ev.at_eps(
         f"{pct(a)} vs {pct(b)}" for a, b in pairs)
 
 
 def _bnn_two_bits_furthers(ev):
     both, alone = ev.curve(ev.run("bnn", 2)), [max(a, b) for a, b in zip(ev.curve(ev.run("full", 2)),
                                                                         ev.curve(ev.run("bnn", 8)))]
-    return ev.over_eps([a > b + MARGIN for a, b in zip(both, alone)]), (
+    return ev.over_eps([_beats(a, b) for a, b in zip(both, alone)]), (
         "BNN 2-bit vs the better of full 2-bit and BNN 8-bit: " + ev.at_eps(
             f"{pct(a)} vs {pct(b)}" for a, b in zip(both, alone)))
 
@@ -230,7 +244,7 @@ def _bnn_two_bits_furthers(ev):
 def _multi_step_breaks_two_bits(ev):
     two = ev.run("full", 2)
     pairs = list(zip(ev.curve(two), ev.report_curve(two, "fgsm")))
-    return ev.over_eps([a < f - MARGIN for a, f in pairs]), (
+    return ev.over_eps([_beats(f, a) for a, f in pairs]), (
         "full 2-bit, AutoAttack worst case vs FGSM on the same examples: " + ev.at_eps(
             f"{pct(a)} vs {pct(f)}" for a, f in pairs))
 
@@ -238,14 +252,14 @@ def _multi_step_breaks_two_bits(ev):
 def _adv_training_helps_two_bits(ev):
     adv, alone = ev.run("full", 2, adv=True), ev.run("full", 2)
     pairs = list(zip(ev.curve(adv), ev.curve(alone)))
-    return ev.over_eps([a > b + MARGIN for a, b in pairs]), "full 2-bit, with vs without R-FGSM training: " + \
+    return ev.over_eps([_beats(a, b) for a, b in pairs]), "full 2-bit, with vs without R-FGSM training: " + \
         ev.at_eps(f"{pct(a)} vs {pct(b)}" for a, b in pairs)
 
 
 def _xnor_loses_less(ev):
     loss = lambda run: [run["clean_accuracy"] - a for a in ev.curve(run)]  # noqa: E731
     xnor, full = loss(ev.run("xnor", 2)), loss(ev.run("full", 2))
-    return ev.over_eps([x < f for x, f in zip(xnor, full)]), "2-bit, points lost to the attack, XNOR vs full: " + \
+    return ev.over_eps([_beats(f, x, 0.0) for x, f in zip(xnor, full)]), "2-bit, points lost to the attack, XNOR vs full: " + \
         ev.at_eps(f"{100 * x:.1f} vs {100 * f:.1f}" for x, f in zip(xnor, full))
 
 

@@ -1,0 +1,26 @@
+"""scripts/claims.py: the ledger's rules at their thresholds."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import claims  # noqa: E402
+
+
+def _run(precision, bits, fgsm, adv=False):
+    return {"dataset": "mnist", "arch": "fcn2", "precision": precision, "input_bits": bits, "adv_train": adv,
+            "clean_accuracy": 0.98, "epochs": 10, "sweep": {"eps": [0.0, 0.1, 0.2, 0.3], "accuracy": [0.98, *fgsm]}}
+
+
+def _fgsm_verdicts(results):
+    return {claim.words: judged["FGSM"][0] for claim, judged in claims.ledger(results, []) if "FGSM" in judged}
+
+
+def test_thresholds_hold_exactly_although_accuracies_do_not_subtract_exactly():
+    # 0.3 - 0.2 is 0.0999… and 0.30 - 0.28 is 0.0200…02 in floating point: a rule must see 10 and 2 points.
+    verdicts = _fgsm_verdicts([_run("full", 8, [0.2, 0.2, 0.2]), _run("full", 2, [0.3, 0.28, 0.28]),
+                               _run("full", 2, [0.33, 0.30, 0.30], adv=True)])
+    assert verdicts["2-bit inputs improve robustness over 8-bit for a substantial range of ε"] == \
+        "holds only for ε ≤ 0.1 (judged on fcn2 only)"  # exactly 10 points at ε=0.1, then 8
+    assert verdicts["adversarial training with discretization is an improved defense strategy"] == \
+        "holds only for ε ≤ 0.1 (judged on fcn2 only)"  # 3 points at ε=0.1; exactly 2 points is no win
