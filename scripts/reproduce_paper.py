@@ -400,27 +400,36 @@ README_END = "<!-- end of results at a glance -->"
 GLANCE_MODELS = (("full", 8, False, "full precision, 8-bit input"), ("full", 2, False, "full precision, 2-bit input"),
                  ("bnn", 8, False, "BNN, 8-bit input"), ("bnn", 2, False, "BNN, 2-bit input"),
                  ("full", 8, True, "full precision + R-FGSM training, 8-bit"))
+GLANCE_SETUPS = (("mnist", "fcn2", "MNIST", "FCN2 (784-600×4-10)"), ("cifar10", "alexnet", "CIFAR-10", "AlexNet"))
+
+
+def _glance_table(results, dataset, arch, data_name, arch_name):
+    """The setup's full-budget GLANCE_MODELS under FGSM and AutoAttack at the report ε; [] without such runs."""
+    runs = [r for r in results if (r["dataset"], r["arch"]) == (dataset, arch) and not claims.reduced_budget(r)]
+    by_model = {(r["precision"], r["input_bits"], r["adv_train"]): r for r in reversed(runs)}  # the first run
+    rows = [(name, by_model[(precision, bits, adv)]) for precision, bits, adv, name in GLANCE_MODELS
+            if (precision, bits, adv) in by_model]
+    if not rows:
+        return []
+    eps = list(presets.get(dataset).report_eps)
+    recipes = sorted({r.get("recipe") or "constant" for _, r in rows} - {"constant"})
+    recipe = f" (`--recipe={', '.join(recipes)}`)" if recipes else ""
+    lines = [f"{data_name}, {arch_name} trained for {rows[0][1]['epochs']} epochs on all training images{recipe}; "
+             "FGSM with straight-through (BPDA) gradients on the whole test set, AutoAttack (standard cascade) on the "
+             "subset REPORT.md states.", "",
+             f"| {arch_name.split()[0]}, accuracy % | clean | " + " | ".join(
+                 f"{a} ε={claims.eps_label(e, dataset)}" for e in eps for a in ("FGSM", "AutoAttack")) + " |",
+             "|---|---|" + "---|" * 2 * len(eps)]
+    for name, run in rows:
+        cells = [run["clean_accuracy"]] + [v for e in eps for v in (_at(run, e), _attack_at(run, "autoattack", e))]
+        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
+    return lines + [""]
 
 
 def _glance(results):
-    """README's results at a glance: the full-budget MNIST FCN2 models under FGSM and AutoAttack at the report ε,
-    then how much of each of the study's setups this machine's runs cover."""
-    fcn2 = [r for r in results if (r["dataset"], r["arch"]) == ("mnist", "fcn2") and not claims.reduced_budget(r)]
-    eps = list(presets.get("mnist").report_eps)
-    lines = []
-    if fcn2:
-        lines += [f"MNIST, FCN2 (784-600×4-10) trained for {fcn2[0]['epochs']} epochs on all 60 000 images; FGSM with "
-                  "straight-through (BPDA) gradients on the whole test set, AutoAttack (standard cascade) on the "
-                  "subset REPORT.md states.", "",
-                  "| FCN2, accuracy % | clean | " + " | ".join(f"{a} ε={e:g}" for e in eps for a in ("FGSM", "AutoAttack"))
-                  + " |", "|---|---|" + "---|" * 2 * len(eps)]
-        for precision, bits, adv, name in GLANCE_MODELS:
-            run = next((r for r in fcn2 if (r["precision"], r["input_bits"], r["adv_train"]) == (precision, bits, adv)),
-                       None)
-            if run is not None:
-                cells = [run["clean_accuracy"]] + [v for e in eps for v in (_at(run, e), _attack_at(run, "autoattack", e))]
-                lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
-        lines.append("")
+    """README's results at a glance: a table per GLANCE_SETUPS setup with full-budget runs, then how much of each
+    of the study's setups this machine's runs cover."""
+    lines = [line for setup in GLANCE_SETUPS for line in _glance_table(results, *setup)]
     lines += ["How much of the study these runs cover (input bits × precision × adversarial training):", ""]
     for arch, spec in models.ARCHITECTURES.items():
         runs = [r for r in results if r["arch"] == arch]

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import require_data
-from tfdisc import models
+from tfdisc import models, presets
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.exclusive]  # each script is a TensorFlow process of up to 1.7 GB
@@ -52,12 +52,14 @@ def test_evaluate_names_a_missing_model():
     assert "Traceback" not in result.stderr
 
 
-def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fcn2", epochs=10, command="reproduce"):
-    run_dir = root / "full" / f"mnist_{arch}_{precision}_{bits}b{'_adv' if adv else ''}"
+def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fcn2", epochs=10, command="reproduce",
+              dataset="mnist", recipe="constant"):
+    run_dir = root / "full" / f"{dataset}_{arch}_{precision}_{bits}b{'_adv' if adv else ''}"
     run_dir.mkdir(parents=True)
-    eps = [0.0, 0.1, 0.2, 0.3]
-    result = {"dataset": "mnist", "arch": arch, "precision": precision, "input_bits": bits, "adv_train": adv,
+    eps = [0.0, *presets.get(dataset).report_eps]
+    result = {"dataset": dataset, "arch": arch, "precision": precision, "input_bits": bits, "adv_train": adv,
               "clean_accuracy": clean, "test_examples": 10000, "epochs": epochs, "train_seconds": 100.0,
+              "recipe": recipe,
               "sweep": {"attack": "fgsm", "gradient": "identity", "eps": eps, "accuracy": [clean, *fgsm]}}
     if autoattack:
         curve = {"eps": eps[1:], "accuracy": autoattack}
@@ -87,6 +89,8 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     _fake_run(tmp_path, "full", 8, True, 0.98, [0.90, 0.85, 0.80], autoattack=[0.85, 0.60, 0.10])
     _fake_run(tmp_path, "full", 8, False, 0.98, [0.50, 0.10, 0.01], arch="fcn1", epochs=1)
     _fake_run(tmp_path, "bnn", 8, False, 0.97, [0.60, 0.20, 0.05], arch="fcn1", epochs=1, command="reproduce --bnn")
+    _fake_run(tmp_path, "full", 8, False, 0.876, [0.435, 0.101], autoattack=[0.28, 0.0], arch="alexnet", epochs=40,
+              dataset="cifar10", recipe="reference")
     _fake_activations(full8, 0.5)
     _fake_activations(bnn8, 0.25)
     study = tmp_path / "study.csv"
@@ -149,6 +153,10 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "| BNN, 2-bit input | 95.0 | 94.0 | 78.0 | 93.0 | 50.0 | 10.0 | 0.0 |" in glance
     assert "- mnist fcn1: 2 at a reduced budget: bnn 8-bit, full 8-bit." in glance
     assert "- mnist fcn2: 6 model(s) at the study's budget (10 epochs)" in glance
+    assert "CIFAR-10, AlexNet trained for 40 epochs on all training images (`--recipe=reference`)" in glance
+    assert "| AlexNet, accuracy % | clean | FGSM ε=2/255 | AutoAttack ε=2/255 | FGSM ε=8/255 | AutoAttack ε=8/255 |\n" \
+           "|---|---|---|---|---|---|\n| full precision, 8-bit input | 87.6 | 43.5 | 28.0 | 10.1 | 0.0 |\n" in glance
+    assert "- cifar10 alexnet: 1 model(s) at the study's budget (40 epochs): full 8-bit." in glance
 
 
 def test_reevaluating_a_run_whose_checkpoints_are_not_here_says_so(tmp_path):
