@@ -162,8 +162,8 @@ def _reaches(a, b, margin=0.0):
 def _clean_cost(ev):
     two, eight = ev.run("full", 2)["clean_accuracy"], ev.run("full", 8)["clean_accuracy"]
     allowed = 0.05 if ev.dataset.startswith("cifar") else 0.02
-    return _holds(_reaches(two, eight, -allowed)), (f"clean: 8-bit {pct(eight)}, 2-bit {pct(two)}; "
-                                                    f"cost {100 * (eight - two):.1f} points (allowed {100 * allowed:.0f})")
+    return _holds(_reaches(two, eight, -allowed)), (f"clean: 8-bit {pct(eight)}, 2-bit {pct(two)}; cost "
+                                                    f"{100 * (eight - two):.1f} points (allowed {100 * allowed:.0f})")
 
 
 def _within_clean(ev):
@@ -207,7 +207,7 @@ def _bnn_fall_faster(ev):
     drop = lambda run: ev.accuracy(run, ev.eps[0]) - ev.accuracy(run, ev.eps[-1])  # noqa: E731
     span = f"ε={eps_label(ev.eps[0], ev.dataset)} → {eps_label(ev.eps[-1], ev.dataset)}"
     return _holds(_beats(drop(bnn), drop(full))), (f"8-bit, accuracy lost from {span}: BNN {100 * drop(bnn):.1f} "
-                                                     f"points, full {100 * drop(full):.1f}")
+                                                   f"points, full {100 * drop(full):.1f}")
 
 
 def _capacity(large, small):
@@ -259,8 +259,9 @@ def _adv_training_helps_two_bits(ev):
 def _xnor_loses_less(ev):
     loss = lambda run: [run["clean_accuracy"] - a for a in ev.curve(run)]  # noqa: E731
     xnor, full = loss(ev.run("xnor", 2)), loss(ev.run("full", 2))
-    return ev.over_eps([_beats(f, x, 0.0) for x, f in zip(xnor, full)]), "2-bit, points lost to the attack, XNOR vs full: " + \
-        ev.at_eps(f"{100 * x:.1f} vs {100 * f:.1f}" for x, f in zip(xnor, full))
+    return ev.over_eps([_beats(f, x, 0.0) for x, f in zip(xnor, full)]), (
+        "2-bit, points lost to the attack, XNOR vs full: " + ev.at_eps(f"{100 * x:.1f} vs {100 * f:.1f}"
+                                                                       for x, f in zip(xnor, full)))
 
 
 def _activations_explain(ev):
