@@ -400,13 +400,14 @@ README_END = "<!-- end of results at a glance -->"
 GLANCE_MODELS = (("full", 8, False, "full precision, 8-bit input"), ("full", 2, False, "full precision, 2-bit input"),
                  ("bnn", 8, False, "BNN, 8-bit input"), ("bnn", 2, False, "BNN, 2-bit input"),
                  ("full", 8, True, "full precision + R-FGSM training, 8-bit"))
-GLANCE_SETUPS = (("mnist", "fcn2", "MNIST", "FCN2 (784-600×4-10)"), ("cifar10", "alexnet", "CIFAR-10", "AlexNet"))
+GLANCE_SETUPS = (("mnist", "fcn2", "MNIST, FCN2 (784-600×4-10)", "FCN2"),  # dataset, arch, caption, column name
+                 ("cifar10", "alexnet", "CIFAR-10, AlexNet", "AlexNet"))
 
 
-def _glance_table(results, dataset, arch, data_name, arch_name):
+def _glance_table(results, dataset, arch, caption, column):
     """The setup's full-budget GLANCE_MODELS under FGSM and AutoAttack at the report ε; [] without such runs."""
     runs = [r for r in results if (r["dataset"], r["arch"]) == (dataset, arch) and not claims.reduced_budget(r)]
-    by_model = {(r["precision"], r["input_bits"], r["adv_train"]): r for r in reversed(runs)}  # the first run
+    by_model = {(r["precision"], r["input_bits"], r["adv_train"]): r for r in reversed(runs)}  # first of duplicates
     rows = [(name, by_model[(precision, bits, adv)]) for precision, bits, adv, name in GLANCE_MODELS
             if (precision, bits, adv) in by_model]
     if not rows:
@@ -414,10 +415,10 @@ def _glance_table(results, dataset, arch, data_name, arch_name):
     eps = list(presets.get(dataset).report_eps)
     recipes = sorted({r.get("recipe") or "constant" for _, r in rows} - {"constant"})
     recipe = f" (`--recipe={', '.join(recipes)}`)" if recipes else ""
-    lines = [f"{data_name}, {arch_name} trained for {rows[0][1]['epochs']} epochs on all training images{recipe}; "
+    lines = [f"{caption} trained for {rows[0][1]['epochs']} epochs on all training images{recipe}; "
              "FGSM with straight-through (BPDA) gradients on the whole test set, AutoAttack (standard cascade) on the "
              "subset REPORT.md states.", "",
-             f"| {arch_name.split()[0]}, accuracy % | clean | " + " | ".join(
+             f"| {column}, accuracy % | clean | " + " | ".join(
                  f"{a} ε={claims.eps_label(e, dataset)}" for e in eps for a in ("FGSM", "AutoAttack")) + " |",
              "|---|---|" + "---|" * 2 * len(eps)]
     for name, run in rows:
