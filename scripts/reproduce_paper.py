@@ -227,6 +227,17 @@ def _kept(section):
     return f"{heading}\n{body}\n" if KEPT_NOTE in body else f"{heading}\n\n{KEPT_NOTE}\n{body}\n"
 
 
+def _superseded(key, section, groups):
+    """Whether a kept reduced-budget section's every model has a full-budget run of the same setup here."""
+    dataset, arch, budget = key
+    if not budget.startswith("reduced"):
+        return False
+    full = {(_label(r), f"{r['input_bits']}-bit") for setup, group in groups.items() if setup[:2] == (dataset, arch)
+            for r in group if not claims.reduced_budget(r)}
+    kept = {tuple(row.split(" | ")[:2]) for row in re.findall(r"(?m)^\| (\S[^|]*? \| \d+-bit) \|", section)}
+    return bool(kept) and kept <= full
+
+
 def _group_section(dataset, arch, budget, group, figures, root):
     r0 = group[0]
     shortest, longest = (f"{f(r['train_seconds'] for r in group):.0f}" for f in (min, max))
@@ -460,7 +471,7 @@ def write_report(results, path, evaluations=()):
         groups[(r["dataset"], r["arch"], r["budget"])].append(r)
     earlier_groups, earlier_evaluations = _earlier_sections(path)
     root = Path(path).parent
-    sections = {key: _kept(text) for key, text in earlier_groups.items()}
+    sections = {key: _kept(text) for key, text in earlier_groups.items() if not _superseded(key, text, groups)}
     sections.update({key: _group_section(*key, group, root / "docs", root) for key, group in groups.items()})
     parts = ["# Reproduction report", "",
              "Accuracies (%) on real test data. FGSM columns: white-box FGSM, x_adv = clip(x + ε·sign(∇x L), 0, 1), "

@@ -99,6 +99,7 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     report = tmp_path / "REPORT.md"
     report.write_text("# Reproduction report\n\n## mnist · fcn1 · budget: reduced: 1 epoch\n\n| full | 8-bit | 94.3 |\n\n"
                       "| the study's claim | by our numbers |\n|---|---|\n| BNNs win | holds |\n\n"
+                      "## cifar10 · alexnet · budget: reduced: 2 epochs\n\n| full | 8-bit | 30.9 |\n\n"
                       "## Robustness reports: is the robustness real?\n\nintro\n\n### fcn2_full_2b, gradient = zero\n\n"
                       "Command: `python scripts/evaluate.py --model=m`\n\n| 0.3 | 98.2 |\n\n## What the numbers say\n")
     readme = tmp_path / "README.md"
@@ -145,6 +146,7 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "BNNs win" not in text  # without its verdicts: claims are judged in the ledger, from runs that are here
     assert "### fcn2_full_2b, gradient = zero\n\n*Kept from an earlier" in text and "| 0.3 | 98.2 |" in text
     assert text.count("*Kept from") == 2
+    assert "## cifar10 · alexnet · budget: reduced" not in text  # superseded: its every model has a full-budget run
     assert text.index("## mnist · fcn2") < text.index("## The study's claims, judged")
     assert (tmp_path / "docs" / "mnist_fcn2_full.png").is_file()
     glance = readme.read_text()  # README's table comes from the same runs, never by hand
