@@ -338,16 +338,18 @@ CLAIMS = (
 
 
 def _combine(outcomes):
-    """One verdict from {setup: (verdict, evidence)}: agreement, or "holds only for" the setups where it holds."""
+    """One verdict from {setup: (verdict, evidence)}: agreement, or "holds only for" the setups where it holds,
+    each with its own limit ("fcn2 (ε ≤ 0.2)")."""
     judged = {s: v for s, (v, _) in outcomes.items() if v not in ("not run", "inconclusive")}
     if not judged:
         return "inconclusive" if any(v == "inconclusive" for v, _ in outcomes.values()) else "not run"
+    scope = "" if len(judged) == len(outcomes) else f" (judged on {', '.join(judged)} only)"
     verdicts = set(judged.values())
     if len(verdicts) == 1:
-        verdict = verdicts.pop()
-        return verdict if len(judged) == len(outcomes) else f"{verdict} (judged on {', '.join(judged)} only)"
-    holding = [s for s, v in judged.items() if v != "does not hold"]
-    return "holds only for " + ", ".join(holding) if holding else "does not hold"
+        return verdicts.pop() + scope
+    holding = [s if v == "holds" else f"{s} ({v.removeprefix('holds only for ')})"
+               for s, v in judged.items() if v != "does not hold"]
+    return "holds only for " + ", ".join(holding) + scope  # two verdicts differ, so one of them holds somewhere
 
 
 def ledger(results, study, analyses=None):

@@ -24,3 +24,14 @@ def test_thresholds_hold_exactly_although_accuracies_do_not_subtract_exactly():
         "holds only for ε ≤ 0.1 (judged on fcn2 only)"  # exactly 10 points at ε=0.1, then 8
     assert verdicts["adversarial training with discretization is an improved defense strategy"] == \
         "holds only for ε ≤ 0.1 (judged on fcn2 only)"  # 3 points at ε=0.1; exactly 2 points is no win
+
+
+def test_setups_that_disagree_keep_each_ones_limit():
+    outcomes = {"fcn1": ("not run", "no run"), "fcn2": ("holds only for ε ≤ 0.2", ""), "alexnet": ("holds", ""),
+                "resnet20": ("does not hold", "")}
+    assert claims._combine(outcomes) == \
+        "holds only for fcn2 (ε ≤ 0.2), alexnet (judged on fcn2, alexnet, resnet20 only)"
+    assert claims._combine({"fcn2": ("does not hold", ""), "alexnet": ("holds only for ε = 0.3", "")}) == \
+        "holds only for alexnet (ε = 0.3)"
+    assert claims._combine({"fcn1": ("inconclusive", "reduced"), "fcn2": ("does not hold", "")}) == \
+        "does not hold (judged on fcn2 only)"
