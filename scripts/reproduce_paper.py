@@ -204,7 +204,7 @@ EVALUATIONS_HEADING = "## Robustness reports: is the robustness real?"
 def _earlier_sections(path):
     """An existing report's group sections {(dataset, arch, budget): text} and evaluation subsections {command: text}.
 
-    A report gathers runs made on several machines: sections whose runs are not here are kept.
+    A report gathers runs made on several machines: sections whose runs are not here are kept (see `_superseded`).
     """
     groups, evaluations = {}, {}
     if not Path(path).exists():
