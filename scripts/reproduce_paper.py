@@ -147,14 +147,20 @@ def _table(results, dataset):
     header = ["model", "input", "clean"] + [f"{attack} ε={claims.eps_label(e, dataset)}" for attack in ["FGSM"] + [
         titles[n] for n in extra] for e in eps_list]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in sorted(results, key=lambda r: (r["precision"] != "full", r["precision"], r["adv_train"], -r["input_bits"])):
+    rows = sorted(results, key=lambda r: (r["precision"] != "full", r["precision"], r["adv_train"], -r["input_bits"]))
+    for r in rows:
         values = [r["clean_accuracy"]] + [_at(r, e) for e in eps_list] + [
             _attack_at(r, name, e) for name in extra for e in eps_list]
         cells = [_label(r), f"{r['input_bits']}-bit"] + ["–" if v is None else f"{100 * v:.1f}" for v in values]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = sorted({f"{r['robustness']['examples']} test examples" + "".join(
-        f", {_setting(r['robustness'], name)}" for name in ("pgd", "autoattack") if name in r.get("attacks", {}))
-        for r in results if "robustness" in r and set(r.get("attacks", {})) - {"fgsm"}})
+    rows_by_note = {}  # how the report beyond FGSM ran -> the rows it ran on
+    for r in rows:
+        if "robustness" in r and set(r.get("attacks", {})) - {"fgsm"}:
+            note = f"{r['robustness']['examples']} test examples" + "".join(
+                f", {_setting(r['robustness'], name)}" for name in ("pgd", "autoattack") if name in r.get("attacks", {}))
+            rows_by_note.setdefault(note, []).append(f"{_label(r)} {r['input_bits']}-bit")
+    notes = sorted(note + (f" ({', '.join(labels)})" if len(rows_by_note) > 1 else "")
+                   for note, labels in rows_by_note.items())
     if notes:
         lines += ["", "PGD, AutoAttack and worst case (over every attack run: " + ", ".join(sorted({
             n for r in results for n in r.get("attacks", {})})) + ") on " + "; ".join(notes) + "."]

@@ -53,7 +53,7 @@ def test_evaluate_names_a_missing_model():
 
 
 def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fcn2", epochs=10, command="reproduce",
-              dataset="mnist", recipe="constant"):
+              dataset="mnist", recipe="constant", attack_examples=1000):
     run_dir = root / "full" / f"{dataset}_{arch}_{precision}_{bits}b{'_adv' if adv else ''}"
     run_dir.mkdir(parents=True)
     eps = [0.0, *presets.get(dataset).report_eps]
@@ -64,7 +64,7 @@ def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fc
     if autoattack:
         curve = {"eps": eps[1:], "accuracy": autoattack}
         result.update(attacks={"fgsm": {"eps": eps[1:], "accuracy": fgsm}, "autoattack": curve}, worst_case=curve,
-                      robustness={"examples": 1000, "pgd_steps": 20, "pgd_restarts": 5, "autoattack": {
+                      robustness={"examples": attack_examples, "pgd_steps": 20, "pgd_restarts": 5, "autoattack": {
                           "version": "standard", "stages": ["apgd-ce", "apgd-t", "square"], "apgd_iterations": 100,
                           "square_queries": 5000}})
     (run_dir / "results.json").write_text(json.dumps(result))
@@ -83,7 +83,7 @@ def _fake_activations(run_dir, change_share):
 def test_report_tables_study_and_claims_from_results(tmp_path):
     full8 = _fake_run(tmp_path, "full", 8, False, 0.98, [0.30, 0.05, 0.01])
     _fake_run(tmp_path, "full", 2, False, 0.97, [0.96, 0.95, 0.20], autoattack=[0.95, 0.70, 0.0])
-    _fake_run(tmp_path, "full", 2, True, 0.98, [0.97, 0.96, 0.60], autoattack=[0.96, 0.90, 0.10])
+    _fake_run(tmp_path, "full", 2, True, 0.98, [0.97, 0.96, 0.60], autoattack=[0.96, 0.90, 0.10], attack_examples=100)
     bnn8 = _fake_run(tmp_path, "bnn", 8, False, 0.90, [0.20, 0.03, 0.01])
     _fake_run(tmp_path, "bnn", 2, False, 0.95, [0.94, 0.93, 0.10], autoattack=[0.78, 0.50, 0.0])
     _fake_run(tmp_path, "full", 8, True, 0.98, [0.90, 0.85, 0.80], autoattack=[0.85, 0.60, 0.10])
@@ -112,6 +112,11 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "| full | 8-bit | 98.0 | 30.0 | 5.0 | 1.0 |" in text
     assert "| bnn | 2-bit | 95.0 | 94.0 | 93.0 | 10.0 | 78.0 | 50.0 | 0.0 |" in text  # FGSM, then AutoAttack
     assert "AutoAttack standard (apgd-ce → apgd-t → square" in text
+    # Rows attacked on different subsets: the note says which rows each subset is.
+    assert "on 100 test examples, AutoAttack standard" in text and "queries, each on the survivors) (full + adv 2-bit); " \
+        "1000 test examples, AutoAttack standard" in text and "(full 2-bit, full + adv 8-bit, bnn 2-bit)." in text
+    assert "on 1000 test examples, AutoAttack standard (apgd-ce → apgd-t → square, APGD 100 iterations, Square 5000 " \
+        "queries, each on the survivors).\n" in text  # CIFAR-10: one subset, no rows named
     assert "Command: `python reproduce`" in text  # fcn2: one command trained every run
     assert "trained some of the runs below):\n\n- `python reproduce`\n- `python reproduce --bnn`\n" in text  # fcn1
     # The study beside us: our full-precision 8-bit curve meets 28% between ε=0.1 (30%) and 0.2 (5%).
