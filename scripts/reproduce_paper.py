@@ -158,7 +158,7 @@ def _table(results, dataset):
         if "robustness" in r and set(r.get("attacks", {})) - {"fgsm"}:
             note = f"{r['robustness']['examples']} test examples" + "".join(
                 f", {_setting(r['robustness'], name)}" for name in ("pgd", "autoattack") if name in r.get("attacks", {}))
-            rows_by_note.setdefault(note, []).append(f"{_label(r)} {r['input_bits']}-bit")
+            rows_by_note.setdefault(note, []).append(claims.model_label(r["precision"], r["input_bits"], r["adv_train"]))
     notes = sorted(note + (f" ({', '.join(labels)})" if len(rows_by_note) > 1 else "")
                    for note, labels in rows_by_note.items())
     if notes:
