@@ -241,6 +241,11 @@ def test_apgd_under_xla_attacks_every_row_and_still_never_undoes_a_success(train
         tf.function(lambda: attacks.apgd(trained_fcn, x, 0.1, y=wrong, n_iter=3, seed=0), jit_compile=True)(), x)
 
 
+def test_margin_loss_is_the_best_other_logit_minus_the_true_one():
+    logits = tf.constant([[3.0, 1.0, 2.0], [0.0, 5.0, -1.0]])
+    np.testing.assert_allclose(attacks.margin_loss(tf.constant([0, 2]), logits).numpy(), [-1.0, 6.0])
+
+
 def test_dlr_loss_is_invariant_to_shifting_and_scaling_the_logits():
     rng = np.random.default_rng(0)
     logits, labels, target = rng.normal(size=(32, 10)), rng.integers(0, 10, 32), rng.integers(0, 10, 32)

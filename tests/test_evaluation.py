@@ -118,6 +118,7 @@ def test_report_flags_masked_gradients_and_passes_straight_through_ones(trained_
         assert report["attacks"]["fgsm"]["accuracy"] == [report["clean_accuracy"]] * len(REPORT_EPS)
         assert report["attacks"]["square"]["accuracy"][-1] < 0.2
         assert all("possible gradient masking" in c["detail"] for c in report["checks"] if not c["passed"])
+        assert report["zero_gradient_examples"] == 200 and report["saturated_loss_examples"] == 0
     assert report["gradient"] == gradient
     for name, curve in report["attacks"].items():
         assert all(w <= a for w, a in zip(report["worst_case"]["accuracy"], curve["accuracy"])), name
@@ -285,12 +286,24 @@ def test_a_report_with_xla_attacks_refuses_bad_input_as_graph_mode_does(trained_
                                          jit_compile=jit_compile)
 
 
+def test_report_tells_a_saturated_cross_entropy_from_a_zero_model_gradient(trained_fcn, mnist_small):
+    """Logits scaled by 1000 make softmax exactly one-hot in float32: the loss, not the model, has no gradient."""
+    _, _, x, y = mnist_small
+    overconfident = tf.keras.Sequential([trained_fcn, tf.keras.layers.Rescaling(1000.0)])
+    report = evaluation.robustness_report(overconfident, (x[:200], y[:200]), [0.0, 0.1], ("fgsm",))
+    assert report["zero_gradient_examples"] > 100
+    assert report["saturated_loss_examples"] == report["zero_gradient_examples"]
+    found = next(c for c in report["checks"] if c["check"] == "nonzero_gradients")
+    assert not found["passed"] and "cross-entropy saturates" in found["detail"]
+
+
 def test_per_example_masking_check_counts_what_the_aggregate_misses():
     """Aggregates agree (PGD beats Square overall) while Square breaks 7 examples that PGD leaves alone."""
     result = {"eps": [0.0, 0.1], "clean_accuracy": 0.9, "examples": 100,
               "attacks": {"pgd": {"accuracy": [0.9, 0.4]}, "square": {"accuracy": [0.9, 0.6]}},
-              "worst_case": {"accuracy": [0.9, 0.33]}, "masking_examples": {"count": [0, 7]}}
-    found = {c["check"]: c for c in evaluation._checks(result, 0.0, None, 0.1, 0.01)}
+              "worst_case": {"accuracy": [0.9, 0.33]}, "masking_examples": {"count": [0, 7]},
+              "zero_gradient_examples": 0, "saturated_loss_examples": 0}
+    found = {c["check"]: c for c in evaluation._checks(result, None, 0.1, 0.01)}
     assert found["whitebox_le_blackbox"]["passed"]
     assert not found["gradient_survivors_unbroken"]["passed"]
     assert "ε=0.1: 7 (7.0%)" in found["gradient_survivors_unbroken"]["detail"]

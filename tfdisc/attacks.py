@@ -258,6 +258,15 @@ def dlr_loss(labels, logits, target=None):
     return -(true - target_logit) / (ordered[:, 0] - 0.5 * (ordered[:, 2] + ordered[:, 3]) + 1e-12)
 
 
+def margin_loss(labels, logits):
+    """Carlini–Wagner margin max_{i≠y} z_i − z_y per example (to be maximized); unlike the cross-entropy it
+    never saturates, so its input gradient is zero only where the model's logits do not move."""
+    labels = tf.cast(labels, tf.int64)
+    is_true = tf.one_hot(labels, tf.shape(logits)[-1], on_value=True, off_value=False)
+    top_other = tf.reduce_max(tf.where(is_true, tf.fill(tf.shape(logits), logits.dtype.min), logits), axis=-1)
+    return top_other - tf.gather(logits, labels, batch_dims=1)
+
+
 def _apgd_loss(loss, targeted, target):
     """The per-example objective APGD maximizes."""
     if loss == "dlr":

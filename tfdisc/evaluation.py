@@ -357,17 +357,25 @@ class RobustnessReport:
             masked = tf.reduce_all(tf.stack([clean] + white), axis=0) & tf.reduce_any(tf.stack(broken), axis=0)
         return tf.stack([_count(ok) for ok in correct + after] + [_count(survived), _count(masked)])
 
+    def _saturated(self, x, y, zero):
+        """Of the `zero`-gradient examples, those whose logit margin still has a gradient: the float32
+        cross-entropy saturated (softmax exactly one-hot), the model's gradient did not vanish."""
+        return tf.cond(tf.reduce_any(zero), lambda: zero & tf.logical_not(_zero_rows(attacks_lib.loss_gradient(
+            self.model, x, y, attacks_lib.margin_loss))), lambda: tf.zeros_like(zero))
+
     def _counts(self, x, y, eps):
-        """One batch: clean, non-finite, zero-gradient and example counts, and `_at_eps` counts for every ε."""
+        """One batch: clean, non-finite, zero-gradient, saturated-loss and example counts, and `_at_eps` counts
+        for every ε."""
         x, y = _checked_batch(x, y, self.num_classes)
         logits, gradient = attacks_lib.logits_and_gradient(self.model, x, y)
         clean = tf.argmax(logits, axis=-1) == y
         nonfinite = tf.logical_not(tf.reduce_all(tf.math.is_finite(logits), axis=-1))
+        zero = _zero_rows(gradient)
         direction = _direction(gradient)
         per_eps = tf.map_fn(lambda e: self._at_eps(x, y, clean, direction, e), eps, fn_output_signature=tf.int64,
                             parallel_iterations=1)
-        return (tf.stack([_count(clean), _count(nonfinite), _count(_zero_rows(gradient)), tf.size(y, tf.int64)]),
-                per_eps)
+        return (tf.stack([_count(clean), _count(nonfinite), _count(zero), _count(self._saturated(x, y, zero)),
+                          tf.size(y, tf.int64)]), per_eps)
 
     def __call__(self, data, eps_values, *, large_eps=None, tolerance=0.01):
         """The report over `data` at every ε of `eps_values` (see `robustness_report`)."""
@@ -375,7 +383,7 @@ class RobustnessReport:
         data = as_dataset(data)
         if self.model is not self._latent:
             sync_quantized_kernels(self._latent, self.model)
-        totals, per_eps, batches = np.zeros(4, np.int64), 0, 0
+        totals, per_eps, batches = np.zeros(5, np.int64), 0, 0
         names = [name for name, _ in self._standalone] + [f"autoattack/{name}" for name, _ in self._stages]
         progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", _chunk_size(data)[1])
         # One trace for any batch size and number of ε: calls below match this relaxed signature.
@@ -385,11 +393,11 @@ class RobustnessReport:
             for x, y in data:
                 batch_totals, batch_per_eps = self._batch_counts(x, y, eps_tensor)
                 totals, per_eps = totals + batch_totals.numpy(), per_eps + batch_per_eps.numpy()
-                _check_finite_logits(int(totals[1]), int(totals[3]))
+                _check_finite_logits(int(totals[1]), int(totals[4]))
                 batches += 1
                 progress.update(batches)
         progress.update(batches, final=True)
-        clean, _, zero_gradient, examples = (int(t) for t in totals)
+        clean, _, zero_gradient, saturated, examples = (int(t) for t in totals)
         if examples == 0:
             raise ValueError("The data holds no examples.")
         accuracy = {name: (per_eps[:, i] / examples).tolist() for i, name in enumerate(names)}
@@ -405,15 +413,17 @@ class RobustnessReport:
             "attacks": curves,
             "worst_case": {"eps": eps, "accuracy": (per_eps[:, -2] / examples).tolist()},
             "masking_examples": {"eps": eps, "count": per_eps[:, -1].tolist()},
+            "zero_gradient_examples": zero_gradient,
+            "saturated_loss_examples": saturated,
             "settings": self.settings,
         }
-        result["checks"] = _checks(result, zero_gradient / examples, large_eps, 1 / self.num_classes, tolerance)
+        result["checks"] = _checks(result, large_eps, 1 / self.num_classes, tolerance)
         result["masking_suspected"] = not all(c["passed"] for c in result["checks"])
         result["seconds"] = progress.elapsed
         return result
 
 
-def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
+def _checks(result, large_eps, chance, tolerance):
     """Carlini et al. 2019 sanity checks and a per-example one; each failure hints at gradient masking."""
     eps, curves, worst = result["eps"], result["attacks"], result["worst_case"]["accuracy"]
     checks = []
@@ -461,8 +471,12 @@ def _checks(result, zero_gradient_share, large_eps, chance, tolerance):
         check("near_chance_at_large_eps", top <= chance + 0.1,
               f"At ε={max(eps):g} the worst-case accuracy is {top:.4f} (chance {chance:.2f})"
               + ("." if top <= chance + 0.1 else "; an unbounded-looking robustness is implausible."))
-    check("nonzero_gradients", zero_gradient_share <= 0.01,
-          f"{100 * zero_gradient_share:.1f}% of examples have an exactly zero input gradient.")
+    zero, saturated = result["zero_gradient_examples"], result["saturated_loss_examples"]
+    check("nonzero_gradients", zero <= 0.01 * result["examples"],
+          f"{100 * zero / result['examples']:.1f}% of examples have an exactly zero input gradient"
+          + (f"; for {saturated} of these {zero} the logit margin's gradient is not zero: the float32 cross-entropy "
+             "saturates on very confident examples, which blinds FGSM, PGD and APGD-CE but not margin losses "
+             "(APGD-T, APGD-DLR)." if saturated else "."))
     return checks
 
 
