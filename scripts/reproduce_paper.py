@@ -161,8 +161,9 @@ def _table(results, dataset):
             rows_by_note.setdefault(note, []).append(claims.model_label(r["precision"], r["input_bits"], r["adv_train"]))
     notes = sorted(note + (f" ({', '.join(labels)})" if len(rows_by_note) > 1 else "")
                    for note, labels in rows_by_note.items())
-    if notes:
-        lines += ["", "PGD, AutoAttack and worst case (over every attack run: " + ", ".join(sorted({
+    if notes and extra:
+        columns = " and ".join(filter(None, [", ".join(titles[n] for n in extra[:-1]), titles[extra[-1]]]))
+        lines += ["", columns[0].upper() + columns[1:] + " (over every attack run: " + ", ".join(sorted({
             n for r in results for n in r.get("attacks", {})})) + ") on " + "; ".join(notes) + "."]
     return "\n".join(lines)
 

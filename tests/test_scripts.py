@@ -112,6 +112,8 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "| full | 8-bit | 98.0 | 30.0 | 5.0 | 1.0 |" in text
     assert "| bnn | 2-bit | 95.0 | 94.0 | 93.0 | 10.0 | 78.0 | 50.0 | 0.0 |" in text  # FGSM, then AutoAttack
     assert "AutoAttack standard (apgd-ce → apgd-t → square" in text
+    assert "\nAutoAttack and worst case (over every attack run: autoattack, fgsm) on " in text  # no PGD column, none named
+    assert "\nPGD, AutoAttack and worst case (over" not in text and "PGD ε=" not in text
     # Rows attacked on different subsets: the note says which rows each subset is.
     assert "on 100 test examples, AutoAttack standard" in text and "queries, each on the survivors) (full + adv 2-bit); " \
         "1000 test examples, AutoAttack standard" in text and "(full 2-bit, full + adv 8-bit, bnn 2-bit)." in text
