@@ -162,8 +162,9 @@ def _table(results, dataset):
     notes = sorted(note + (f" ({', '.join(labels)})" if len(rows_by_note) > 1 else "")
                    for note, labels in rows_by_note.items())
     if notes and extra:
-        columns = " and ".join(filter(None, [", ".join(titles[n] for n in extra[:-1]), titles[extra[-1]]]))
-        lines += ["", columns[0].upper() + columns[1:] + " (over every attack run: " + ", ".join(sorted({
+        columns = [titles[n] for n in extra]
+        named = f"{', '.join(columns[:-1])} and {columns[-1]}" if len(columns) > 1 else columns[0]
+        lines += ["", named[0].upper() + named[1:] + " (over every attack run: " + ", ".join(sorted({
             n for r in results for n in r.get("attacks", {})})) + ") on " + "; ".join(notes) + "."]
     return "\n".join(lines)
 
