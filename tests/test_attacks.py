@@ -246,6 +246,11 @@ def test_margin_loss_is_the_best_other_logit_minus_the_true_one():
     np.testing.assert_allclose(attacks.margin_loss(tf.constant([0, 2]), logits).numpy(), [-1.0, 6.0])
 
 
+def test_dlr_loss_divides_the_margin_by_the_spread_of_the_top_three_logits():
+    logits = tf.constant([[3.0, 1.0, 2.0], [0.0, 5.0, -1.0]])
+    np.testing.assert_allclose(attacks.dlr_loss(tf.constant([0, 2]), logits).numpy(), [-0.5, 1.0])
+
+
 def test_dlr_loss_is_invariant_to_shifting_and_scaling_the_logits():
     rng = np.random.default_rng(0)
     logits, labels, target = rng.normal(size=(32, 10)), rng.integers(0, 10, 32), rng.integers(0, 10, 32)

@@ -248,12 +248,10 @@ def dlr_loss(labels, logits, target=None):
     −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2), with z_π1 ≥ z_π2 ≥ … the sorted logits. Invariant to
     shifting and (positively) scaling the logits. Needs at least 3 classes (4 when targeted).
     """
-    labels = tf.cast(labels, tf.int64)
     ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
-    true = tf.gather(logits, labels, batch_dims=1)
     if target is None:
-        top_other = tf.where(tf.argmax(logits, axis=-1) == labels, ordered[:, 1], ordered[:, 0])
-        return -(true - top_other) / (ordered[:, 0] - ordered[:, 2] + 1e-12)
+        return margin_loss(labels, logits) / (ordered[:, 0] - ordered[:, 2] + 1e-12)
+    true = tf.gather(logits, tf.cast(labels, tf.int64), batch_dims=1)
     target_logit = tf.gather(logits, tf.cast(target, tf.int64), batch_dims=1)
     return -(true - target_logit) / (ordered[:, 0] - 0.5 * (ordered[:, 2] + ordered[:, 3]) + 1e-12)
 
