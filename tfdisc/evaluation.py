@@ -179,7 +179,9 @@ class FgsmSweep:
         if zero_gradient > examples / 2:
             logger.warning(
                 "The input gradient is exactly zero for %d of %d examples: FGSM cannot move them, "
-                "so its accuracy overstates robustness (possible gradient masking).", zero_gradient, examples)
+                "so its accuracy overstates robustness (possible gradient masking, or a float32 cross-entropy "
+                "saturated on very confident examples; tfdisc.evaluation.robustness_report tells the two apart).",
+                zero_gradient, examples)
         return {
             "attack": "fgsm",
             "gradient": discretization_gradient(self.model),
