@@ -1,9 +1,9 @@
 """The study's claims, each judged from our results by a rule written in code: REPORT.md's ledger.
 
-Verdicts: "holds", "does not hold", "holds only for …", "inconclusive" and "not run". Before a rule
-looks at accuracies, a gate checks every run the claim needs: a missing run or attack makes the claim
-"not run" on that setup; a run trained on a reduced budget, or more than 5 points of clean accuracy
-below the study's, makes it "inconclusive" there.
+Verdicts: "holds", "does not hold", "holds only for …", "inconclusive" and "not run". A gate checks
+every run a rule fetches: a missing run or attack makes the claim "not run" on that setup. Otherwise, if
+a run it needs was trained on a reduced budget or sits more than 5 points of clean accuracy below the
+study's, the claim is "inconclusive" there, and the rule's numbers are shown, not judged.
 """
 
 import csv
@@ -63,7 +63,10 @@ def preferred(runs):
 
 
 class Evidence:
-    """Our runs of one setup (data set, architecture) under one attack; every run passes the gate as it is fetched."""
+    """Our runs of one setup (data set, architecture) under one attack; every run passes the gate as it is fetched.
+
+    `gated` collects why fetched runs cannot judge the study (a reduced budget, a clean-accuracy gap).
+    """
 
     def __init__(self, results, study, dataset, arch, attack, analyses=None):
         self.results = [r for r in results if r["dataset"] == dataset and r["arch"] == arch]
@@ -71,6 +74,7 @@ class Evidence:
         self.dataset, self.arch, self.attack = dataset, arch, attack
         self.eps = list(presets.get(dataset).report_eps)
         self.analyses = analyses or {}
+        self.gated = []
 
     def has(self, precision, bits, adv=False):
         return any(self._matches(r, precision, bits, adv) for r in self.results)
@@ -80,20 +84,24 @@ class Evidence:
         return result["precision"] == precision and result["input_bits"] == bits and result["adv_train"] == adv
 
     def run(self, precision, bits, adv=False):
-        """The run of that model (a full budget preferred), checked by the gate."""
+        """The run of that model (a full budget preferred), checked by the gate: missing raises, weak is noted."""
         label = model_label(precision, bits, adv)
         run = preferred([r for r in self.results if self._matches(r, precision, bits, adv)])
         if run is None:
             raise Unjudged("not run", f"no {label} run")
         reduced = reduced_budget(run)
-        if reduced:
-            raise Unjudged("inconclusive", f"{label} trained on a reduced budget ({reduced})")
         clean = next((s["accuracy"] for s in self.study if s["column"] == "clean" and self._matches(
             s, precision, bits, adv)), None)
+        if reduced:
+            self._gate(f"{label} trained on a reduced budget ({reduced})")
         if clean is not None and not _reaches(run["clean_accuracy"], clean, -CLEAN_GAP):
-            raise Unjudged("inconclusive", f"{label}: clean {pct(run['clean_accuracy'])}, more than "
-                           f"{100 * CLEAN_GAP:.0f} points below the study's {pct(clean)}")
+            self._gate(f"{label}: clean {pct(run['clean_accuracy'])}, more than {100 * CLEAN_GAP:.0f} points "
+                       f"below the study's {pct(clean)}")
         return run
+
+    def _gate(self, reason):
+        if reason not in self.gated:
+            self.gated.append(reason)
 
     def accuracy(self, run, eps):
         """Accuracy under this evidence's attack: the FGSM sweep, or the report's worst case where AutoAttack ran."""
@@ -352,6 +360,14 @@ def _combine(outcomes):
     return "holds only for " + ", ".join(holding) + scope  # two verdicts differ, so one of them holds somewhere
 
 
+def _gated(outcome, group):
+    """`outcome` (verdict, evidence), or "inconclusive" with the gate's reasons and the unjudged evidence."""
+    reasons = [r for ev in group for r in ev.gated]
+    if not reasons:
+        return outcome
+    return "inconclusive", "; ".join(reasons) + "; not judged: " + outcome[1]
+
+
 def ledger(results, study, analyses=None):
     """[(claim, {attack name: (verdict, evidence)})] for every claim, under each attack that judges it."""
     rows = []
@@ -365,7 +381,7 @@ def ledger(results, study, analyses=None):
             outcomes = {}
             for name, group in groups:
                 try:
-                    outcomes[name] = claim.judge(*group)
+                    outcomes[name] = _gated(claim.judge(*group), group)
                 except Unjudged as unjudged:
                     outcomes[name] = (unjudged.verdict, unjudged.reason)
             detail = "; ".join(f"{name}: {verdict}, {text}" if len(outcomes) > 1 else text

@@ -396,11 +396,12 @@ def _ledger_section(results, study, analyses):
              "verdict under FGSM (the study's attack) and one under the AutoAttack worst case. Source \"abstract\" "
              "marks claims the study's abstract makes (arXiv:1902.03151); \"IEEE Access abstract\" marks the two that "
              "the abstract of its published version (IEEE Access 7, 2019, doi:10.1109/ACCESS.2019.2919463) adds; the "
-             "others follow issue 12's list, in our words, until the study's text is transcribed. The gate comes "
-             "first: a claim is *inconclusive* on a setup when a run it "
-             f"needs had a reduced budget or sits more than {100 * claims.CLEAN_GAP:.0f} points of clean accuracy "
-             "below the study's (where the study's clean accuracy is transcribed), and *not run* when a run or attack "
-             f"is missing. \"Beats\" means by more than {100 * claims.MARGIN:.0f} points.", "",
+             "others follow issue 12's list, in our words, until the study's text is transcribed. A gate checks "
+             "the runs first: a claim is *not run* on a setup when a run or attack it needs is missing; otherwise it "
+             f"is *inconclusive* when a run it needs had a reduced budget or sits more than "
+             f"{100 * claims.CLEAN_GAP:.0f} points of clean accuracy below the study's (where the study's clean "
+             "accuracy is transcribed), and its numbers follow \"not judged\". "
+             f"\"Beats\" means by more than {100 * claims.MARGIN:.0f} points.", "",
              "| # | the study's claim | source | rule | verdict under FGSM | verdict under AutoAttack (worst case) | "
              "evidence |", "|---|---|---|---|---|---|---|"]
     for number, (claim, judged) in enumerate(rows, 1):

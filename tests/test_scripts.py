@@ -137,6 +137,8 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert small[4] == "inconclusive" and "bnn 8-bit: clean 90.0%, more than 5 points below the study's 99.0%" in small[6]
     capacity = rows["capacity decides whether BNNs withstand larger ε (FCN1 vs FCN2)"]
     assert capacity[4] == "inconclusive" and "reduced budget (1 of the study's 20 epochs)" in capacity[6]
+    assert "; not judged: BNN minus full (8-bit), fcn1 vs fcn2: ε=0.1: +10.0 vs -10.0" in capacity[6]  # shown only
+    assert capacity[5] == "not run"  # a missing attack outranks a reduced budget: more training would not judge it
     multi_step = rows["standalone discretization remains vulnerable to stronger multi-step attack scenarios"]
     assert multi_step[2] == "IEEE Access abstract"
     assert multi_step[4:6] == ["– (AutoAttack against FGSM)", "holds only for ε = 0.2, 0.3 (judged on fcn2 only)"]
