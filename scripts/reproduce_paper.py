@@ -320,7 +320,10 @@ def _study_section(results, study):
     columns = sorted({(c["dataset"], c["column"]) for c in study if c["column"] != "clean"})
     parts += [f"- {dataset} `{column}`: " + (inferred[(dataset, column)][1] if (dataset, column) in inferred else
                                              "not inferred yet (no full-budget full-precision 8-bit run meets it)")
-              for dataset, column in columns] + [""]
+              for dataset, column in columns]
+    parts += [f"- {dataset}: none of the study's adversarial cells is transcribed yet, so its ε columns cannot be "
+              f"inferred; add them to `{FLAGS.study}` and rerun with `--report_only`"
+              for dataset in sorted({c["dataset"] for c in study} - {dataset for dataset, _ in columns})] + [""]
     parts += ["| table | data set | model | column | ε | the study | ours | our run's budget |",
               "|---|---|---|---|---|---|---|---|"]
     for cell in study:

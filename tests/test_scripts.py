@@ -95,7 +95,8 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     _fake_activations(bnn8, 0.25)
     study = tmp_path / "study.csv"
     study.write_text("table,dataset,arch,precision,input_bits,adv_train,epochs,column,accuracy,source\n"
-                     "1,mnist,fcn2,full,8,no,10,adv1,28.0,test\n1,mnist,fcn2,bnn,8,no,10,clean,99.0,test\n")
+                     "1,mnist,fcn2,full,8,no,10,adv1,28.0,test\n1,mnist,fcn2,bnn,8,no,10,clean,99.0,test\n"
+                     "4,cifar10,alexnet,full,8,no,,clean,86.5,test\n")
     report = tmp_path / "REPORT.md"
     report.write_text("# Reproduction report\n\n## mnist · fcn1 · budget: reduced: 1 epoch\n\n| full | 8-bit | 94.3 |\n\n"
                       "| the study's claim | by our numbers |\n|---|---|\n| BNNs win | holds |\n\n"
@@ -123,6 +124,8 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "trained some of the runs below):\n\n- `python reproduce`\n- `python reproduce --bnn`\n" in text  # fcn1
     # The study beside us: our full-precision 8-bit curve meets 28% between ε=0.1 (30%) and 0.2 (5%).
     assert "- mnist `adv1`: fcn2 full 8-bit meets the study's 28.0% at ε≈0.108 → ε=0.1 (nearest on our grid)" in text
+    assert "- cifar10: none of the study's adversarial cells is transcribed yet, so its ε columns cannot be " \
+        "inferred" in text  # clean cells only: no ε to infer
     assert "| 1 | mnist | fcn2 full 8-bit | adv1 | 0.1 | 28.0% | 30.0% | full (10 epochs) |" in text
     assert "| 1 | mnist | fcn2 bnn 8-bit | clean | – | 99.0% | 90.0% | full (10 epochs) |" in text
     rows = {line.split(" | ")[1]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")
