@@ -323,7 +323,7 @@ def _study_section(results, study):
               for dataset, column in columns]
     parts += [f"- {dataset}: none of the study's adversarial cells is transcribed yet, so its ε columns cannot be "
               f"inferred; add them to `{FLAGS.study}` and rerun with `--report_only`"
-              for dataset in sorted({c["dataset"] for c in study} - {dataset for dataset, _ in columns})] + [""]
+              for dataset in sorted({c["dataset"] for c in study} - {d for d, _ in columns})] + [""]
     parts += ["| table | data set | model | column | ε | the study | ours | our run's budget |",
               "|---|---|---|---|---|---|---|---|"]
     for cell in study:
