@@ -2,6 +2,7 @@
 
     python scripts/reproduce_paper.py --dataset=mnist --arch=fcn2 --epochs=10 --data_dir=../shared/data
     python scripts/reproduce_paper.py --report_only        # rebuild REPORT.md from runs/paper
+    python scripts/reproduce_paper.py --queue=scripts/study_queue.txt --data_dir=../shared/data   # the study queue
 
 Grid: input bits {2, 3, 4, 8} (Table 1 has 3) × precision {full, bnn} × adversarial training {off, on} (and xnor via
 --precisions). Each run is `experiments/<dataset>.py` in its own process; finished runs are skipped and
@@ -46,6 +47,9 @@ flags.DEFINE_string("readme", None, "README whose results at a glance (between i
 flags.DEFINE_string("study", "docs/study_tables.csv", "The study's cells, transcribed (table, model, column, accuracy).")
 flags.DEFINE_string("notes", "docs/report_notes.md", "Hand-written analysis appended to the report, if the file exists.")
 flags.DEFINE_bool("report_only", False, "Only rebuild the report from existing results.")
+flags.DEFINE_string("queue", None, "A queue file: one reproduce_paper.py invocation (its flags) per line, run in order; "
+                    "finished runs are skipped and interrupted ones resumed. scripts/study_queue.sh starts it in the "
+                    "background.")
 flags.DEFINE_bool("reevaluate", False, "Evaluate finished runs again (e.g. with --extra=--attacks=...), no training.")
 FLAGS = flags.FLAGS
 
@@ -516,8 +520,50 @@ def write_report(results, path, evaluations=()):
     files.write_text_atomic(path, "\n".join(parts))
 
 
+def _queue_entries(path):
+    """The queue file's entries, in order: each line's flags (blank lines and # comments skipped)."""
+    entries = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                entries.append(shlex.split(line))
+            except ValueError as error:
+                sys.exit(f"error: {path}, line {number}: {error}; fix the line's quoting.")
+    return entries
+
+
+def run_queue(path):
+    """Run every entry of the queue file at `path`, one process each, re-reading the file after each one (so
+    entries added meanwhile run too). A failed entry is logged and the next one runs; exit status 1 if any failed."""
+    passed = [f"--{name}={FLAGS[name].value}" for name in ("data_dir", "output_dir", "report", "readme", "study",
+                                                            "notes") if FLAGS[name].present]
+    lock_path = Path(FLAGS.output_dir) / ".queue.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    done, failed = [], []
+    try:
+        with files.exclusive_lock(str(lock_path), f"The queue of {FLAGS.output_dir}"):
+            while pending := [e for e in _queue_entries(path) if e not in done]:
+                entry = pending[0]
+                logging.info("queue: entry %d of %d: %s", len(done) + 1, len(done) + len(pending), shlex.join(entry))
+                process = subprocess.run([sys.executable, __file__, *entry, *passed], check=False)
+                if process.returncode in (-2, 130):  # Ctrl-C / SIGINT: stop the queue; the next start resumes
+                    sys.exit("queue stopped; start it again to resume.")
+                if process.returncode:
+                    failed.append(shlex.join(entry))
+                    logging.error("queue: entry failed (exit status %d): %s", process.returncode, shlex.join(entry))
+                done.append(entry)
+    except files.LockedError as error:
+        sys.exit(f"error: {error}")
+    logging.info("queue: %d entries run, %d failed", len(done), len(failed))
+    if failed:
+        sys.exit("error: failed queue entries (their logs are above):\n" + "\n".join(failed))
+
+
 def main(argv):
     del argv
+    if FLAGS.queue:
+        run_queue(FLAGS.queue)
+        return
     if not FLAGS.report_only:
         run_grid()
     results = _load_results(FLAGS.output_dir)

@@ -1,6 +1,8 @@
 """Atomic file and folder writes: a reader never sees a half-written result."""
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -68,3 +70,33 @@ def write_text_atomic(path, text):
 
 def write_json_atomic(path, obj):
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+class LockedError(RuntimeError):
+    """Another process holds a lock; the message names it and its pid."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path, what):
+    """Hold an exclusive lock on the file `path` (created if needed, never followed if it is a link).
+
+    `what` names the locked thing in the error: LockedError if another process holds the lock, ValueError if
+    `path` is a symbolic link (a link could point the pid we write at someone else's file).
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(f"{path} is a symbolic link; remove it (tfdisc never writes through links).") from None
+        raise
+    with os.fdopen(fd, "r+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"{what} is in use by another process (pid {lock.read().strip() or '?'}); wait for it "
+                              "to end.") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
