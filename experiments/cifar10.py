@@ -1,12 +1,20 @@
 """CIFAR-10: AlexNet in the BinaryNet.pytorch style (BNN widths ×3), 40 epochs.
 
-    python experiments/cifar10.py --bnn --input_bits=2
+    python experiments/cifar10.py --bnn --input_bits=2 --recipe=reference --data_dir=../shared/data
+
+What a run writes, and how to resume it: docs/experiments.md.
 """
 
-from absl import app
+from tfdisc import cli, experiment
 
-import common
+DATASET = "cifar10"
+cli.define_experiment_flags(DATASET)
+
+
+def main(argv):
+    del argv
+    experiment.run(cli.run_config(cli.FLAGS, DATASET))
+
 
 if __name__ == "__main__":
-    common.define_flags("cifar10")
-    app.run(common.main)
+    cli.run(main)

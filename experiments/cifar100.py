@@ -1,12 +1,20 @@
-"""CIFAR-100: ResNet-20 (the study used XNOR precision), 164 epochs.
+"""CIFAR-100: ResNet-20 (the study used XNOR precision), 164 epochs; TFDS prepares the data.
 
-    python experiments/cifar100.py --xnor --input_bits=2
+    python experiments/cifar100.py --xnor --input_bits=2 --data_dir=/data/tfds
+
+What a run writes, and how to resume it: docs/experiments.md.
 """
 
-from absl import app
+from tfdisc import cli, experiment
 
-import common
+DATASET = "cifar100"
+cli.define_experiment_flags(DATASET)
+
+
+def main(argv):
+    del argv
+    experiment.run(cli.run_config(cli.FLAGS, DATASET))
+
 
 if __name__ == "__main__":
-    common.define_flags("cifar100")
-    app.run(common.main)
+    cli.run(main)

@@ -1,12 +1,20 @@
 """Fashion-MNIST with the MNIST setups (FCN1/FCN2); Debian's dataset-fashion-mnist is found automatically.
 
     python experiments/fashion_mnist.py --arch=fcn2 --bnn --input_bits=2
+
+What a run writes, and how to resume it: docs/experiments.md.
 """
 
-from absl import app
+from tfdisc import cli, experiment
 
-import common
+DATASET = "fashion_mnist"
+cli.define_experiment_flags(DATASET)
+
+
+def main(argv):
+    del argv
+    experiment.run(cli.run_config(cli.FLAGS, DATASET))
+
 
 if __name__ == "__main__":
-    common.define_flags("fashion_mnist")
-    app.run(common.main)
+    cli.run(main)

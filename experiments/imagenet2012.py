@@ -1,12 +1,20 @@
 """ImageNet (ILSVRC 2012): AlexNet as in XNOR-Net, 50 epochs; TFDS reads the manual download.
 
     python experiments/imagenet2012.py --xnor --input_bits=2 --data_dir=/data/tfds
+
+What a run writes, and how to resume it: docs/experiments.md.
 """
 
-from absl import app
+from tfdisc import cli, experiment
 
-import common
+DATASET = "imagenet2012"
+cli.define_experiment_flags(DATASET)
+
+
+def main(argv):
+    del argv
+    experiment.run(cli.run_config(cli.FLAGS, DATASET))
+
 
 if __name__ == "__main__":
-    common.define_flags("imagenet2012")
-    app.run(common.main)
+    cli.run(main)

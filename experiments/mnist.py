@@ -1,12 +1,21 @@
-"""MNIST: FCN1 (784-6144×4-10, 20 epochs) and FCN2 (784-600×4-10, 10 epochs) as in the study.
+"""MNIST: FCN1 (784-6144×4-10, 20 epochs) and FCN2 (784-600×4-10, 10 epochs), as in the study.
 
-    python experiments/mnist.py --arch=fcn1 --bnn --input_bits=2
+    python experiments/mnist.py --arch=fcn2 --bnn --input_bits=2 --data_dir=../shared/data
+    python experiments/mnist.py --arch=fcn1 --bnn --input_bits=2 --data_dir=../shared/data
+
+What a run writes, and how to resume it: docs/experiments.md.
 """
 
-from absl import app
+from tfdisc import cli, experiment
 
-import common
+DATASET = "mnist"
+cli.define_experiment_flags(DATASET)
+
+
+def main(argv):
+    del argv
+    experiment.run(cli.run_config(cli.FLAGS, DATASET))
+
 
 if __name__ == "__main__":
-    common.define_flags("mnist")
-    app.run(common.main)
+    cli.run(main)

@@ -46,7 +46,7 @@ def test_masked_gradient_moves_nothing(trained_fcn, mnist_small):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m, x, y: analysis.activation_l1(m, (x, y), [1.5]), r"eps values must .* lie in \[0, 1\]"),
+    (lambda m, x, y: analysis.activation_l1(m, (x, y), [1.5]), r"eps values must be finite numbers in \[0, 1\]"),
     (lambda m, x, y: analysis.activation_l1(m, (x * 255, y), [0.1]), r"Float pixels must lie in \[0, 1\]"),
     (lambda m, x, y: analysis.activation_l1(m, (x, y + 10), [0.1]), r"[Ll]abel"),
     (lambda m, x, y: analysis.first_hidden_activations(tf.keras.Sequential([

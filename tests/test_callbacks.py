@@ -46,7 +46,7 @@ def test_bad_arguments_raise(mnist_small):
     _, _, x, y = mnist_small
     with pytest.raises(ValueError, match="every_n_epochs must be a positive int"):
         EpsilonSweep((x, y), EPS, every_n_epochs=0)
-    with pytest.raises(ValueError, match=r"eps values must be finite and lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"eps values must be finite numbers in \[0, 1\]"):
         EpsilonSweep((x, y), [-1.0])
 
 

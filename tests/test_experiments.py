@@ -17,11 +17,9 @@ from absl.testing import flagsaver
 
 from helpers import accuracy, require_data
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
+from tfdisc import cli, datasets, experiment, presets, runs
 
-import common  # noqa: E402
-from tfdisc import datasets, presets  # noqa: E402
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 mnist = "mnist"
 pytestmark = pytest.mark.slow
@@ -33,13 +31,14 @@ RESULT_KEYS = {"dataset", "arch", "precision", "input_bits", "adv_train", "clean
 
 
 def run_script(dataset, **overrides):
-    """Run `dataset`'s experiment in-process with `overrides` on top of its defaults; return results.json."""
-    common.define_flags(dataset)
+    """Run `dataset`'s experiment in-process with `overrides` on top of its flags' defaults; return results.json."""
+    cli.define_experiment_flags(dataset)
     if not flags.FLAGS.is_parsed():
         flags.FLAGS(["test"])
     with flagsaver.flagsaver(**overrides):
-        common.run(flags.FLAGS)
-        run_dir = Path(flags.FLAGS.output_dir) / common.run_name(flags.FLAGS)
+        config = cli.run_config(flags.FLAGS, dataset)
+    experiment.run(config)
+    run_dir = Path(config.output_dir) / config.name
     return json.loads((run_dir / "results.json").read_text()), run_dir
 
 
@@ -98,7 +97,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     assert resumed["clean_accuracy"] == straight["clean_accuracy"] != first["clean_accuracy"]
     assert resumed["sweep"]["accuracy"] == straight["sweep"]["accuracy"]
     with open(run_dir / "history.csv") as f:
-        assert [line.split(",")[0] for line in f.read().splitlines()] == ["epoch", "0", "1"]
+        assert [line.split(",")[0] for line in f.read().splitlines()] == ["epoch", "1", "2"]
 
 
 def test_robustness_report_flags_a_masked_discretization(tmp_path):
@@ -184,9 +183,9 @@ def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
     (["--attacks=fgsm,cw"], "--attacks must be a comma list of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, transfer, "
                                 "autoattack"),
     (["--surrogate=/nonexistent", "--attacks=transfer", "--data_dir=/nonexistent"], "--surrogate: no SavedModel at"),
-    (["--learning_rate=nan"], "--learning_rate must be a finite number > 0"),
-    (["--learning_rate=inf"], "--learning_rate must be a finite number > 0"),
-    (["--sweep_eps=0,1/0"], "--sweep_eps: cannot read eps '1/0'"),
+    (["--learning_rate=nan"], "--learning_rate=nan must be a finite number > 0"),
+    (["--learning_rate=inf"], "--learning_rate=inf must be a finite number > 0"),
+    (["--sweep_eps=0,1/0"], "--sweep_eps: Cannot read eps '1/0'"),
     (["--precision=xnor", "--bnn"], "error: --precision=xnor contradicts --bnn; give one of them."),
     (["--run_name=../escaped"], "error: --run_name='../escaped' must be a plain folder name inside --output_dir"),
     (["--data_dir=/nonexistent/dtaa"], "error: The data folder '/nonexistent/dtaa' does not exist."),
@@ -216,7 +215,7 @@ def _short(tmp_path, **overrides):
 def test_resume_refuses_another_configuration_and_keeps_the_run(tmp_path):
     _, run_dir = run_script(mnist, epochs=1, run_name="run", **_short(tmp_path))
     before = {name: (run_dir / name).read_text() for name in ("config.json", "history.csv", "results.json")}
-    with pytest.raises(common.RunError, match=r"--precision: run has 'full', now 'bnn'; --input_bits: run has 8, now 2"):
+    with pytest.raises(runs.RunError, match=r"--precision: run has 'full', now 'bnn'; --input_bits: run has 8, now 2"):
         run_script(mnist, epochs=2, run_name="run", resume=True, bnn=True, input_bits=2, **_short(tmp_path))
     assert {name: (run_dir / name).read_text() for name in before} == before
 
@@ -229,7 +228,7 @@ def test_resume_reads_a_flag_newer_than_the_run_as_its_default(tmp_path):
     (run_dir / "results.json").unlink()
     results, _ = run_script(mnist, epochs=2, run_name="run", resume=True, **_short(tmp_path))
     assert results["epochs"] == 2 and results["recipe"] == "constant"
-    with pytest.raises(common.RunError, match=r"--recipe: run has 'constant', now 'reference'"):
+    with pytest.raises(runs.RunError, match=r"--recipe: run has 'constant', now 'reference'"):
         run_script(mnist, epochs=3, run_name="run", resume=True, recipe="reference", **_short(tmp_path))
 
 
@@ -239,7 +238,7 @@ def test_a_second_run_into_a_busy_directory_is_refused(tmp_path):
     (tmp_path / "busy").mkdir()
     with open(tmp_path / "busy" / ".lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(common.RunError, match="is in use by another run"):
+        with pytest.raises(runs.RunError, match="is in use by another process"):
             run_script(mnist, epochs=1, run_name="busy", **_short(tmp_path))
     assert not (tmp_path / "busy" / "config.json").exists()
 
@@ -249,7 +248,7 @@ def test_a_second_run_into_a_busy_directory_is_refused(tmp_path):
 def test_an_unusable_output_dir_fails_before_any_work(tmp_path, output_dir, message):
     (tmp_path / "a_file").write_text("")
     output_dir = output_dir if output_dir.startswith("/") else str(tmp_path / output_dir)
-    with pytest.raises(common.RunError, match=message):
+    with pytest.raises(runs.RunError, match=message):
         run_script(mnist, epochs=1, **{**_short(tmp_path), "output_dir": output_dir})
 
 
@@ -295,24 +294,30 @@ def uninterrupted(tmp_path_factory):
 
 
 # One kill point under XLA, the scripts' default; the file-level ones in graph mode, which keeps no XLA cache.
-@pytest.mark.parametrize("point, jit_compile", [("after_history_row", True), ("in_checkpoint_save", False),
+@pytest.mark.parametrize("point, jit_compile", [("before_history_row", True), ("in_checkpoint_save", False),
                                                 ("in_export", False)])
 def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path, point, jit_compile, uninterrupted):
     from tfdisc import callbacks, files
 
     run, straight = _interruptible(tmp_path, jit_compile), uninterrupted(jit_compile)
     with pytest.MonkeyPatch.context() as patch:
-        if point == "after_history_row":  # CSVLogger wrote epoch 2's row; the checkpoint comes next
-            _kill_in_epoch(patch, callbacks.EpochCheckpoint, "on_epoch_end", epoch=2)
+        if point == "before_history_row":  # epoch 2's checkpoint is complete; its history row is still pending
+            write_rows = callbacks._write_rows
+
+            def killed_at_epoch_2(path, rows):
+                if rows and int(rows[-1]["epoch"]) == 2:
+                    raise Killed()
+                write_rows(path, rows)
+            patch.setattr(callbacks, "_write_rows", killed_at_epoch_2)
         elif point == "in_checkpoint_save":
             _kill_in_epoch(patch, tf.train.CheckpointManager, "save", epoch=2,
                            before=_save_without_updating_the_state_file)
         else:  # the SavedModel is half written: saved_model.pb without keras_metadata.pb
-            def half_export(model, path):
+            def half_export(model, path, **options):
                 with files.atomic_directory(path) as tmp:
                     (Path(tmp) / "saved_model.pb").write_bytes(b"partial")
                     raise Killed()
-            patch.setattr(common.export, "save", half_export)
+            patch.setattr(experiment.export, "save", half_export)
         with pytest.raises(Killed):
             run_script(mnist, epochs=2, run_name="killed", **run)
     assert not (tmp_path / "killed" / "saved_model").exists()
@@ -320,7 +325,7 @@ def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path
     assert resumed["clean_accuracy"] == straight["clean_accuracy"]
     assert resumed["sweep"]["accuracy"] == straight["sweep"]["accuracy"]
     with open(run_dir / "history.csv") as f:
-        assert [line.split(",")[0] for line in f.read().splitlines()] == ["epoch", "0", "1"]
+        assert [line.split(",")[0] for line in f.read().splitlines()] == ["epoch", "1", "2"]
     reloaded = tf.keras.models.load_model(str(run_dir / "saved_model"))
     assert reloaded.name == "fcn2_full_8b"
 
@@ -401,26 +406,12 @@ def test_per_epoch_sweeps_use_a_subset_and_the_final_sweep_every_test_example(tm
     assert all(0 <= float(row["val_sweep/fgsm/eps=0.1"]) <= 1 for row in rows)
 
 
-@pytest.mark.parametrize("precision, rates", [("full", {0: 1e-2, 9: 1e-2, 10: 5e-3, 15: 1e-3, 27: 1e-4}),
-                                              ("bnn", {0: 5e-3, 19: 5e-3, 20: 1e-3, 36: 1e-4, 40: 1e-5})])
-def test_reference_recipe_steps_the_learning_rate_per_epoch(precision, rates):
-    common.define_flags(mnist)
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["test"])
-    with flagsaver.flagsaver(recipe="reference", precision=precision):
-        optimizer = common._optimizer(flags.FLAGS)
-        (step,) = common._learning_rate_steps(flags.FLAGS)
-    expected = (tf.keras.optimizers.SGD, 5e-4) if precision == "full" else (tf.keras.optimizers.Adam, None)
-    assert isinstance(optimizer, expected[0]) and optimizer.weight_decay == expected[1]
-    assert {epoch: step.schedule(epoch) for epoch in rates} == rates
-
-
 def test_reference_recipe_trains_records_and_refuses_its_own_flags(tmp_path):
     results, run_dir = run_script(mnist, epochs=1, recipe="reference", **_short(tmp_path))
     assert results["recipe"] == "reference" and results["adv_settings"] is None and results["train_examples"] == 600
     assert results["clean_accuracy"] > 0.3 and "CPU cores" in results["machine"]  # 6 SGD steps; chance is 0.1
     with open(run_dir / "history.csv", newline="") as f:
         assert float(next(csv.DictReader(f))["lr"]) == pytest.approx(1e-2)
-    with pytest.raises(common.RunError, match="--recipe=reference sets the optimizer and its learning rates; drop "
+    with pytest.raises(runs.RunError, match="--recipe=reference sets the optimizer and its learning rates; drop "
                                               "--learning_rate"):
         run_script(mnist, epochs=1, recipe="reference", learning_rate=0.1, run_name="again", **_short(tmp_path))

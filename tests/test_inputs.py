@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from helpers import require_data
 from tfdisc import attacks, checks, datasets, evaluation, export, models
+from tfdisc import eps as eps_lib
 from tfdisc.training import AdversarialModel
 
 RANGE = r"Float pixels must lie in \[0, 1\]"
@@ -139,9 +140,11 @@ def test_bad_budgets_fail_clearly_in_eager_and_graph_attacks(exported, name, eps
     (lambda m: models.build_model("fcn2", input_bits=9), "bits must be an int in 1..8"),
     (lambda m: models.build_model("vgg16"), "Unknown arch 'vgg16'; valid values are 'fcn1', 'fcn2'"),
     (lambda m: models.build_model("fcn2", precision="ternary"), "Unknown precision 'ternary'; valid values are"),
-    (lambda m: evaluation.sweep(m, _batch(), [0.1, 1.5]), r"eps values must be finite and lie in \[0, 1\]"),
-    (lambda m: evaluation.sweep(m, _batch(), [float("nan")]), r"eps values must be finite and lie in \[0, 1\]"),
-    (lambda m: evaluation.parse_eps_list("0,1/0"), "cannot read eps '1/0'"),
+    (lambda m: evaluation.sweep(m, _batch(), [0.1, 1.5]), r"eps values must be finite numbers in \[0, 1\]"),
+    (lambda m: evaluation.sweep(m, _batch(), [float("nan")]), r"eps values must be finite numbers in \[0, 1\]"),
+    (lambda m: eps_lib.parse("0,1/0"), "Cannot read eps '1/0'"),
+    (lambda m: evaluation.sweep(m, _batch(), "0.1"), "eps_values must be a list of numbers, not the string"),
+    (lambda m: eps_lib.values([]), "The list of eps values is empty"),
     (lambda m: evaluation.sweep(m, (_batch()[0] * 255, _batch()[1]), [0.1]), RANGE),
     (lambda m: evaluation.sweep(m, tf.data.Dataset.from_tensor_slices(_batch()).batch(4).map(
         lambda x, y: (x * 255, y)), [0.1]), RANGE),

@@ -1,8 +1,9 @@
 """tfdisc: discretization-based adversarial robustness for Keras and Larq.
 
 Larq needs legacy Keras 2 (`tf_keras`), so importing tfdisc selects it by setting
-`TF_USE_LEGACY_KERAS=1` before `tf.keras` is first used. With `TFDISC_QUIET=1` (the scripts set
-it), TensorFlow's C++ start-up lines (CUDA probing on CPU-only machines and the like) are silenced.
+`TF_USE_LEGACY_KERAS=1` before `tf.keras` is first used. TensorFlow's C++ log lines (CUDA probing
+on CPU-only machines, oneDNN notices and the like) are silenced by default; set `TFDISC_QUIET=0`
+before importing tfdisc to see them (or set `TF_CPP_MIN_LOG_LEVEL` yourself, which tfdisc respects).
 """
 
 import contextlib
@@ -31,8 +32,8 @@ def _select_legacy_keras():
 
 @contextlib.contextmanager
 def _quiet_tensorflow_start():
-    """With TFDISC_QUIET=1: TF_CPP_MIN_LOG_LEVEL=3 (unless set), and stderr closed while TensorFlow loads."""
-    if os.environ.get("TFDISC_QUIET") != "1" or "tensorflow" in sys.modules:
+    """Unless TFDISC_QUIET=0: TF_CPP_MIN_LOG_LEVEL=3 (unless set), and stderr closed while TensorFlow loads."""
+    if os.environ.get("TFDISC_QUIET", "1") == "0" or "tensorflow" in sys.modules:
         yield
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

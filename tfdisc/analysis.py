@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from tfdisc import attacks, checks
-from tfdisc.evaluation import as_dataset, check_eps_values
+from tfdisc import attacks, checks, eps as eps_lib
+from tfdisc.evaluation import as_dataset
 from tfdisc.models import discretization_gradient, with_input_gradient
 
 
@@ -41,7 +41,7 @@ def activation_l1(model, data, eps_values, gradient=None):
     the mean over examples of ‖a(x)‖₁ ("clean_l1"), ‖a(x_adv)‖₁ ("adversarial_l1") and
     ‖a(x_adv) − a(x)‖₁ ("change_l1"), with "units" (the layer's width) to compare nets of two sizes.
     """
-    eps = tf.constant(check_eps_values(eps_values), tf.float32)
+    eps = tf.constant(eps_lib.values(eps_values), tf.float32)
     model = model if gradient is None else with_input_gradient(model, gradient)
     activations = first_hidden_activations(model)
     num_classes = int(model.output_shape[-1])

@@ -1,10 +1,14 @@
 """Keras callbacks that put robustness numbers into `logs`, checkpoint, time and guard training."""
 
+import csv
+import io
 import math
+import os
 import time
 
 import tensorflow as tf
 
+from tfdisc import eps as eps_lib
 from tfdisc import evaluation, files
 from tfdisc.progress import Progress
 
@@ -24,7 +28,7 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
         if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive int; got {every_n_epochs!r}.")
         self.data = evaluation.as_dataset(data)
-        self.eps_values = evaluation.check_eps_values(eps_values)
+        self.eps_values = eps_lib.values(eps_values)
         self.every_n_epochs = every_n_epochs
         self.path = path
         self.gradient = gradient
@@ -51,17 +55,23 @@ class EpsilonSweep(tf.keras.callbacks.Callback):
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
-    """Checkpoint model and optimizer after every epoch into `directory`, keeping the last `max_to_keep`.
+    """Checkpoint model and optimizer after every epoch into `directory`, keeping the last `max_to_keep`, and
+    with `history` (a CSV path) record the epoch's logs there as one row, epochs counted from 1.
 
     Call `restore()` after `compile` and before `fit`: it returns the number of epochs already
     done (0 for a fresh run); pass it to `fit(initial_epoch=...)`. TensorFlow writes a checkpoint's
-    files first and its index last, so a kill mid-save leaves the previous checkpoint in charge.
+    files first and its index last, so a kill mid-save leaves the previous checkpoint in charge. The
+    history row is written only once its epoch's checkpoint is complete: it waits in `<history>.pending`
+    meanwhile, and `restore` adds a pending row whose checkpoint exists (a kill between the two) and drops
+    one whose checkpoint does not. A failed save (a full disk) removes its partial files and says so.
+    Place it after every callback that adds to the logs.
     """
 
-    def __init__(self, directory, max_to_keep=2):
+    def __init__(self, directory, max_to_keep=2, history=None):
         super().__init__()
         self.directory = directory
         self.max_to_keep = max_to_keep
+        self.history = history
         self._manager = None
 
     def _manager_for(self, model):
@@ -72,13 +82,70 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 
     def restore(self, model):
         manager = self._manager_for(model)
-        if manager.latest_checkpoint is None:
-            return 0
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
-        return int(manager.latest_checkpoint.rsplit("-", 1)[1])
+        done = 0
+        if manager.latest_checkpoint is not None:
+            manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
+            done = int(manager.latest_checkpoint.rsplit("-", 1)[1])
+        pending = f"{self.history}.pending" if self.history else None
+        if pending and os.path.exists(pending):
+            row = _read_rows(pending)[-1:]
+            if row and int(row[0]["epoch"]) <= done and int(row[0]["epoch"]) not in {
+                    int(r["epoch"]) for r in _read_rows(self.history)}:
+                _write_rows(self.history, _read_rows(self.history) + row)
+            os.remove(pending)
+        return done
 
     def on_epoch_end(self, epoch, logs=None):
-        self._manager_for(self.model).save(checkpoint_number=epoch + 1)
+        row = {"epoch": epoch + 1, **{k: _cell(v) for k, v in (logs or {}).items()}}
+        if self.history:
+            files.write_text_atomic(f"{self.history}.pending", _csv([row]))
+        try:
+            self._manager_for(self.model).save(checkpoint_number=epoch + 1)
+        except (OSError, tf.errors.OpError) as error:
+            self._remove_partial(epoch + 1)
+            raise OSError(f"Could not write the checkpoint of epoch {epoch + 1} in {self.directory} "
+                          f"({getattr(error, 'message', error)}); the partial checkpoint was removed. Free disk space, "
+                          f"then rerun the same command with --resume to continue from epoch {epoch + 1}.") from None
+        if self.history:
+            _write_rows(self.history, _read_rows(self.history) + [row])
+            os.remove(f"{self.history}.pending")
+
+    def _remove_partial(self, number):
+        """Delete what a failed save of checkpoint `number` left (its files and its temporary folder)."""
+        for path in tf.io.gfile.glob(os.path.join(self.directory, f"ckpt-{number}[._]*")):
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
+
+
+def _cell(value):
+    """A log value as a CSV cell: a number's shortest text."""
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _csv(rows):
+    columns = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="NA", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _read_rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rows(path, rows):
+    """Write the history rows, atomically (a history is small: one row an epoch)."""
+    files.write_text_atomic(path, _csv(rows))
 
 
 class EpochTimer(tf.keras.callbacks.Callback):

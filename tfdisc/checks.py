@@ -3,7 +3,7 @@
 A check raises `InvalidInputError` (a `ValueError`) when the value is known in Python (numpy arrays,
 eager tensors, constants) and adds a graph assertion (`InvalidArgumentError` at run time) when it is
 symbolic; `clear_errors` turns the latter back into one `InvalidInputError`.
-Inside an XLA cluster TensorFlow drops assertions, so tfdisc's own steps (`tfdisc.training.CheckedSteps`,
+Inside an XLA cluster TensorFlow drops assertions, so tfdisc's own steps (`tfdisc.steps.CheckedSteps`,
 `tfdisc.evaluation`) run the checks before they enter XLA; code compiled with XLA by the user
 gets NaN instead of an error: invalid pixels make their example NaN, an invalid budget makes the
 whole result NaN, so nothing plausible-looking comes out of bad input.

@@ -10,22 +10,21 @@ same attack is listed in `less_robust`, which the scripts print loudly.
 import numpy as np
 import tensorflow as tf
 
-from tfdisc import attacks, checks
-from tfdisc.evaluation import as_dataset, check_eps_values
+from tfdisc import attacks, checks, eps as eps_lib
+from tfdisc.evaluation import registry
+from tfdisc.evaluation.data import as_dataset
 from tfdisc.progress import Progress
 
+# Crafted on the Keras twin and sent over: the registry's white-box attacks; queried directly: its score-based one.
 TRANSFERRED = ("fgsm", "pgd", "apgd-ce")
 ATTACKS = TRANSFERRED + ("square",)
 
 
 def _crafters(twin, names, pgd_steps, seed):
-    makers = {
-        "fgsm": lambda x, y, eps: attacks.fast_gradient_method(twin, x, eps, y=y),
-        "pgd": lambda x, y, eps: attacks.projected_gradient_descent(twin, x, eps, 2.5 * eps / pgd_steps, pgd_steps,
-                                                                    y=y, seed=seed),
-        "apgd-ce": lambda x, y, eps: attacks.apgd(twin, x, eps, y=y, seed=seed),
-    }
-    return {name: tf.function(makers[name], reduce_retracing=True) for name in names}
+    """{name: compiled fn(x, y, eps) -> x_adv} crafted on `twin` (one restart each, as an attacker would start)."""
+    settings = registry.Settings(pgd_steps=pgd_steps, restarts=1, seed=seed, num_classes=int(twin.output_shape[-1]))
+    return {name: tf.function(lambda x, y, eps, fn=registry.clipped(name, twin, settings): fn(x, y, eps, None),
+                              reduce_retracing=True) for name in names}
 
 
 def deployed_report(deployed, twin, data, eps_values, attack_names=ATTACKS, *, pgd_steps=20, square_queries=1000,
@@ -35,7 +34,7 @@ def deployed_report(deployed, twin, data, eps_values, attack_names=ATTACKS, *, p
     `data`: (x, y) arrays or a dataset of batches. "square" runs against each model on its own;
     the others are crafted on `twin` (white-box, straight-through gradients) and evaluated on both.
     """
-    eps_values = check_eps_values(eps_values)
+    eps_values = eps_lib.values(eps_values)
     unknown = [name for name in attack_names if name not in ATTACKS]
     if unknown or not attack_names:
         raise ValueError(f"Unknown attack(s) {unknown} for a deployed model; valid values are {list(ATTACKS)} "
@@ -46,8 +45,10 @@ def deployed_report(deployed, twin, data, eps_values, attack_names=ATTACKS, *, p
     query_deployed = lambda x: tf.constant(deployed(x.numpy()))  # noqa: E731  (the interpreter, from eager code)
     correct = {name: np.zeros((2, len(eps_values))) for name in attack_names}
     clean, examples = np.zeros(2), 0
-    progress = Progress("deployed report", unit="examples")
-    for x, y in as_dataset(data):
+    data = as_dataset(data)
+    batches = int(data.cardinality())
+    progress, done = Progress("deployed report", batches if batches > 0 else None), 0
+    for x, y in data:
         x, y = checks.pixels(x), tf.cast(y, tf.int64)
         clean += [_hits(twin(x, training=False), y), _hits(deployed(x.numpy()), y)]
         for j, eps in enumerate(eps_values):
@@ -59,9 +60,11 @@ def deployed_report(deployed, twin, data, eps_values, attack_names=ATTACKS, *, p
                 x_deployed = attacks.square_attack(query_deployed, x, eps_t, y=y, n_queries=square_queries, seed=seed)
                 correct["square"][:, j] += [_hits(twin(square_on_twin(x, y, eps_t), training=False), y),
                                             _hits(deployed(x_deployed.numpy()), y)]
-        examples += int(tf.size(y))
-        progress.update(examples)
-    progress.update(examples, final=True)
+        examples, done = examples + int(tf.size(y)), done + 1
+        progress.update(done)
+    progress.update(done, final=True)
+    if examples == 0:
+        raise ValueError("The data holds no examples.")
     report = {"eps": list(map(float, eps_values)), "examples": examples, "seconds": progress.elapsed,
               "clean_accuracy": {"keras": clean[0] / examples, "deployed": clean[1] / examples},
               "attacks": {name: {"keras": list(c[0] / examples), "deployed": list(c[1] / examples),

@@ -21,11 +21,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-from tfdisc import checks, files
+from tfdisc import checks, files, models
 from tfdisc.layers import DenseAsConv
 
-INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
-INPUT_DTYPES = ("float32", "uint8")
+from tfdisc.models import INPUT_DTYPES, INPUT_NAME, OUTPUT_NAME  # noqa: F401  (names of every exported format)
+
+SAVED_MODEL_ENTRIES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb", "variables", "assets")
 LCE_INSTALL = "pip install larq-compute-engine==0.16.0 (or: pip install 'tfdisc[deploy]')"
 BINARY_CONV_OP = "LceBconv2d"
 
@@ -41,22 +42,32 @@ class ExportError(ValueError):
     """A model cannot be exported as asked; the message names the layer or the missing piece."""
 
 
-def serving_function(model, input_dtype="float32"):
-    """A `tf.function` pixels -> {"logits": ...} over `model`, for batches of any size."""
-    checks.choice("input_dtype", input_dtype, INPUT_DTYPES)
-    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), input_dtype, name=INPUT_NAME)
+def save(model, path, input_dtype="float32", *, overwrite=False):
+    """Save `model` as a Keras SavedModel at `path` whose serving signature maps `pixels` to `logits`.
 
-    @tf.function(input_signature=[spec])
-    def serve(pixels):
-        return {OUTPUT_NAME: model(pixels, training=False)}
-
-    return serve
-
-
-def save(model, path, input_dtype="float32"):
-    """Save `model` as a Keras SavedModel whose serving signature maps `pixels` to `logits` (atomically)."""
-    with files.atomic_directory(str(path)) as tmp:
-        model.save(tmp, signatures={"serving_default": serving_function(model, input_dtype)})
+    Only the SavedModel's own entries (`SAVED_MODEL_ENTRIES`) are written; other files in `path` are left alone.
+    A folder that holds nothing else is replaced whole, in one rename; beside other files, saved_model.pb is
+    removed first and written last, so no reader ever loads a mix of two models. A `path` that is a non-empty
+    folder holding no SavedModel is refused unless `overwrite` is True; a file or a symbolic link is refused.
+    """
+    path = os.path.abspath(str(path))
+    links = [p for p in [path] + [os.path.join(path, e) for e in SAVED_MODEL_ENTRIES] if os.path.islink(p)]
+    if links:
+        raise ValueError(f"{links[0]} is a symbolic link; save to a real folder (tfdisc never writes through links).")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{path} is a file; give a folder for the SavedModel.")
+    others = [e for e in os.listdir(path) if e not in SAVED_MODEL_ENTRIES] if os.path.isdir(path) else []
+    if others and not overwrite and not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"{path} holds other files ({', '.join(sorted(others)[:3])}) and no SavedModel; give an empty "
+                         "or new folder, or overwrite=True to write the SavedModel beside them (they are kept).")
+    signatures = {"serving_default": models.serving_function(model, input_dtype)}
+    if not others:
+        with files.atomic_directory(path) as tmp:
+            model.save(tmp, signatures=signatures)
+        return
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(path), prefix=f".tmp-{os.path.basename(path)}-") as tmp:
+        model.save(tmp, signatures=signatures)
+        files.replace_entries(tmp, path, SAVED_MODEL_ENTRIES, last="saved_model.pb")
 
 
 def binarized_layers(model):
@@ -108,6 +119,38 @@ def to_lce(model, path, *, input_dtype="float32"):
         raise ExportError(f"LCE left layer(s) {', '.join(missing)} in float: they have ±1 inputs and kernels but "
                           f"did not become {BINARY_CONV_OP} operators. Nothing was written to {path}.")
     return _write(path, flatbuffer, binary, real_inputs)
+
+
+FORMATS = ("tflite", "lce")
+
+
+def flatbuffer_path(saved_model: str, fmt: str, input_dtype: str = "float32") -> str:
+    """Where a flatbuffer of the SavedModel folder `saved_model` goes: beside it, as `model.tflite` or
+    `model_lce.tflite` (`_uint8` added for uint8 input)."""
+    checks.choice("format", fmt, FORMATS)
+    name = {"tflite": "model", "lce": "model_lce"}[fmt] + ("_uint8" if input_dtype == "uint8" else "")
+    return os.path.join(os.path.dirname(os.path.abspath(saved_model)), name + ".tflite")
+
+
+def export_run(model_path: str, fmt: str = "lce", input_dtype: str = "float32", *, trust: bool = False) -> Exported:
+    """Convert a run directory's (or a SavedModel's) model to a flatbuffer beside its SavedModel, and record it
+    under "exports" in the run's results.json. `trust` as in `tfdisc.models.load`."""
+    from tfdisc.reporting.records import read_run  # records sit above export
+
+    model = models.load(model_path, "--model", trust=trust)
+    run_dir = model_path if os.path.isdir(os.path.join(model_path, "saved_model")) else None
+    saved_model = os.path.join(run_dir, "saved_model") if run_dir else model_path
+    target = flatbuffer_path(saved_model, fmt, input_dtype)
+    if os.path.islink(target) or os.path.isdir(target):
+        raise ExportError(f"{target} is a {'link' if os.path.islink(target) else 'folder'}; move it away to export.")
+    exported = (to_lce if fmt == "lce" else to_tflite)(model, target, input_dtype=input_dtype)
+    if run_dir and os.path.isfile(os.path.join(run_dir, "results.json")):
+        record = read_run(run_dir)
+        entry = {"path": os.path.basename(exported.path), "bytes": exported.bytes, "input_dtype": input_dtype,
+                 "binary_layers": exported.binary_layers, "float_layers": exported.float_layers}
+        record.exports[os.path.splitext(entry["path"])[0]] = entry
+        record.write(os.path.join(run_dir, "results.json"))
+    return exported
 
 
 def operators(flatbuffer):

@@ -63,6 +63,43 @@ def atomic_directory(path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def replace_entries(source, target, entries, last):
+    """Move `entries` (files or folders) of folder `source` into folder `target`, replacing those there; entries
+    absent from `source` are removed from `target`, and nothing else in `target` is touched. `last` is removed
+    first and moved last, so a reader that requires it never sees a mix of old and new entries."""
+    os.makedirs(target, exist_ok=True)
+    if os.path.lexists(os.path.join(target, last)):
+        os.remove(os.path.join(target, last))
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(target)), prefix=".old-") as old:
+        for entry in entries:
+            here, there = os.path.join(source, entry), os.path.join(target, entry)
+            if entry == last:
+                continue
+            if os.path.lexists(there):
+                os.replace(there, os.path.join(old, entry))
+            if os.path.lexists(here):
+                os.replace(here, there)
+    if os.path.lexists(os.path.join(source, last)):
+        os.replace(os.path.join(source, last), os.path.join(target, last))
+
+
+def check_writable_file(path, what="the output"):
+    """ValueError unless a file can be written at `path` (made with its parent folders): it is no folder and no
+    symbolic link, and its folder is writable. Call it before long work whose result goes there."""
+    path = os.path.abspath(str(path))
+    if os.path.islink(path):
+        raise ValueError(f"{what}: {path} is a symbolic link; give a real file (tfdisc never writes through links).")
+    if os.path.isdir(path):
+        raise ValueError(f"{what}: {path} is a folder; give a file name, e.g. {os.path.join(path, 'report.json')}.")
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"{what}: cannot write in {folder} ({error.strerror}); choose a writable folder.") from None
+
+
 def write_text_atomic(path, text):
     with atomic_write(path) as f:
         f.write(text)

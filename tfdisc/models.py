@@ -16,11 +16,13 @@ import os
 import larq as lq
 import tensorflow as tf
 
-from tfdisc import checks, export, ops, presets
+from tfdisc import checks, ops, presets
 from tfdisc.layers import InputDiscretization, XnorWeightScale
-from tfdisc.training import CheckedSteps
+from tfdisc.steps import CheckedSteps
 
 PRECISIONS = ("full", "bnn", "xnor")
+INPUT_NAME, OUTPUT_NAME = "pixels", "logits"  # of every exported format
+INPUT_DTYPES = ("float32", "uint8")
 
 
 def _binarizes_input(precision, position):
@@ -160,7 +162,7 @@ class Classifier(CheckedSteps, tf.keras.Model):
 
     Takes float pixels in [0, 1] or uint8 0..255 (scaled to [0, 1] before Keras casts to the
     float `Input`). `fit`, `evaluate` and `predict` check every batch's pixels and labels, also
-    with `compile(jit_compile=True)` (see `tfdisc.training.CheckedSteps`); where no check can raise
+    with `compile(jit_compile=True)` (see `tfdisc.steps.CheckedSteps`); where no check can raise
     (inside XLA or a flatbuffer), an example with NaN or out-of-range pixels gets NaN logits.
     """
 
@@ -177,8 +179,20 @@ class Classifier(CheckedSteps, tf.keras.Model):
         `signatures` is given (see `tfdisc.export`)."""
         path = str(filepath)
         if save_format in (None, "tf") and not path.endswith((".h5", ".keras")):
-            kwargs.setdefault("signatures", {"serving_default": export.serving_function(self)})
+            kwargs.setdefault("signatures", {"serving_default": serving_function(self)})
         return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
+
+
+def serving_function(model, input_dtype="float32"):
+    """A `tf.function` pixels -> {"logits": ...} over `model`, for batches of any size."""
+    checks.choice("input_dtype", input_dtype, INPUT_DTYPES)
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), input_dtype, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(pixels):
+        return {OUTPUT_NAME: model(pixels, training=False)}
+
+    return serve
 
 
 def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_classes=None, **overrides):
@@ -271,8 +285,16 @@ def sync_quantized_kernels(model, copy):
             target.kernel.assign(tf.cast(quantized, target.kernel.dtype))
 
 
-def load(path, what="--model"):
-    """A Keras SavedModel, or the `saved_model/` of a run directory; ValueError naming `what` if there is none."""
+def load(path: str, what: str = "--model", *, trust: bool = False) -> tf.keras.Model:
+    """A Keras SavedModel, or the `saved_model/` of a run directory; ValueError naming `what` if there is none.
+
+    Unless `trust` is True, the model is scanned first (`tfdisc.scan`): one that names a layer class outside
+    Keras's, Larq's and tfdisc's own (a `Lambda` above all) or holds a graph op on TensorFlow's deny list for
+    untrusted SavedModels is refused with `tfdisc.scan.UntrustedModelError`, before anything in it runs.
+    """
+    from tfdisc import scan  # imports Keras's and Larq's class registries
+
+    path = str(path)
     candidate = os.path.join(path, "saved_model")
     path = candidate if os.path.isdir(candidate) else path
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
@@ -280,4 +302,6 @@ def load(path, what="--model"):
     if not os.path.isfile(os.path.join(path, "keras_metadata.pb")):
         raise ValueError(f"{what}: {path} holds a SavedModel without Keras metadata (an interrupted export, or not a "
                          "Keras model); export it again with model.save(path).")
+    if not trust:
+        scan.check_trusted(path, what)
     return tf.keras.models.load_model(path, compile=False)

@@ -1,19 +1,21 @@
-"""The study's claims, each judged from our results by a rule written in code: REPORT.md's ledger.
+"""The study's claims, each judged from our run records by a rule written in code: REPORT.md's ledger.
 
-Verdicts: "holds", "does not hold", "holds only for …", "inconclusive" and "not run". A gate checks
-every run a rule fetches: a missing run or attack makes the claim "not run" on that setup. Otherwise, if
-a run it needs was trained on a reduced budget or sits more than 5 points of clean accuracy below the
-study's, the claim is "inconclusive" there, and the rule's numbers are shown, not judged.
+A `Claim` is a value: the study's words, its thresholds as fields, its rule text rendered from them, and
+a judge that applies them. Verdicts: "holds", "does not hold", "holds only for …", "inconclusive" and
+"not run". A gate checks every run a judge fetches: a missing run or attack makes the claim "not run" on
+that setup. Otherwise, if a run it needs was trained on a reduced budget or sits more than `CLEAN_GAP`
+below the study's clean accuracy, the claim is "inconclusive" there, and the rule's numbers are shown,
+not judged.
 """
 
-import csv
 import dataclasses
 from typing import Callable
 
+from tfdisc import eps as eps_lib
 from tfdisc import models, presets
+from tfdisc.reporting.records import RunRecord, model_label
 
 CLEAN_GAP = 0.05  # a run more than this below the study's clean accuracy cannot judge the study
-MARGIN = 0.02  # "beats", "more robust than": by more than 2 points
 ATTACKS = {"fgsm": "FGSM", "autoattack": "AutoAttack"}
 
 
@@ -25,39 +27,21 @@ class Unjudged(Exception):
         self.verdict, self.reason = verdict, reason
 
 
-def load_study(path):
-    """The study's cells, transcribed in `path` (docs/study_tables.csv), as dicts with typed values."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        row.update(input_bits=int(row["input_bits"]), adv_train=row["adv_train"] == "yes",
-                   accuracy=float(row["accuracy"]) / 100, epochs=int(row["epochs"]) if row["epochs"] else None)
-    return rows
-
-
-def eps_label(eps, dataset):
-    return f"{eps * 255:.0f}/255" if dataset.startswith(("cifar", "imagenet")) else f"{eps:g}"
-
-
-def pct(value):
+def pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def model_label(precision, bits, adv=False):
-    return f"{precision}{' + adv' if adv else ''} {bits}-bit"
-
-
-def reduced_budget(result):
-    """Why `result` was trained on less than the study's budget, or None."""
-    epochs = models.ARCHITECTURES[result["arch"]].epochs
-    if result["epochs"] < epochs:
-        return f"{result['epochs']} of the study's {epochs} epochs"
-    if result.get("train_examples"):
-        return f"{result['train_examples']} training images"
+def reduced_budget(record: RunRecord) -> str | None:
+    """Why `record` was trained on less than the study's budget, or None."""
+    epochs = models.ARCHITECTURES[record.arch].epochs
+    if record.epochs < epochs:
+        return f"{record.epochs} of the study's {epochs} epochs"
+    if record.train_examples:
+        return f"{record.train_examples} training images"
     return None
 
 
-def preferred(runs):
+def preferred(runs: list[RunRecord]) -> RunRecord | None:
     """The run trained on the study's budget if there is one, else any of `runs`; None for none."""
     return min(runs, key=lambda r: reduced_budget(r) is not None, default=None)
 
@@ -68,34 +52,30 @@ class Evidence:
     `gated` collects why fetched runs cannot judge the study (a reduced budget, a clean-accuracy gap).
     """
 
-    def __init__(self, results, study, dataset, arch, attack, analyses=None):
-        self.results = [r for r in results if r["dataset"] == dataset and r["arch"] == arch]
-        self.study = [s for s in study if s["dataset"] == dataset and s["arch"] == arch]
+    def __init__(self, records, study, dataset, arch, attack, analyses=None):
+        self.records = [r for r in records if r.dataset == dataset and r.arch == arch]
+        self.study = [s for s in study if s.dataset == dataset and s.arch == arch]
         self.dataset, self.arch, self.attack = dataset, arch, attack
         self.eps = list(presets.get(dataset).report_eps)
         self.analyses = analyses or {}
         self.gated = []
 
     def has(self, precision, bits, adv=False):
-        return any(self._matches(r, precision, bits, adv) for r in self.results)
-
-    @staticmethod
-    def _matches(result, precision, bits, adv):
-        return result["precision"] == precision and result["input_bits"] == bits and result["adv_train"] == adv
+        return any(r.key[2:] == (precision, bits, adv) for r in self.records)
 
     def run(self, precision, bits, adv=False):
         """The run of that model (a full budget preferred), checked by the gate: missing raises, weak is noted."""
         label = model_label(precision, bits, adv)
-        run = preferred([r for r in self.results if self._matches(r, precision, bits, adv)])
+        run = preferred([r for r in self.records if r.key[2:] == (precision, bits, adv)])
         if run is None:
             raise Unjudged("not run", f"no {label} run")
         reduced = reduced_budget(run)
-        clean = next((s["accuracy"] for s in self.study if s["column"] == "clean" and self._matches(
-            s, precision, bits, adv)), None)
+        clean = next((s.accuracy for s in self.study if s.column == "clean" and s.key[2:] == (precision, bits, adv)),
+                     None)
         if reduced:
             self._gate(f"{label} trained on a reduced budget ({reduced})")
-        if clean is not None and not _reaches(run["clean_accuracy"], clean, -CLEAN_GAP):
-            self._gate(f"{label}: clean {pct(run['clean_accuracy'])}, more than {100 * CLEAN_GAP:.0f} points "
+        if clean is not None and not reaches(run.clean_accuracy, clean, -CLEAN_GAP):
+            self._gate(f"{label}: clean {pct(run.clean_accuracy)}, more than {100 * CLEAN_GAP:.0f} points "
                        f"below the study's {pct(clean)}")
         return run
 
@@ -106,29 +86,27 @@ class Evidence:
     def accuracy(self, run, eps):
         """Accuracy under this evidence's attack: the FGSM sweep, or the report's worst case where AutoAttack ran."""
         if self.attack == "fgsm":
-            curve = run["sweep"]
-        elif "autoattack" in run.get("attacks", {}):
-            curve = run["worst_case"]
+            curve = run.sweep
+        elif "autoattack" in run.attacks:
+            curve = run.worst_case
         else:
-            label = model_label(run["precision"], run["input_bits"], run["adv_train"])
-            raise Unjudged("not run", f"no AutoAttack on {label}")
+            raise Unjudged("not run", f"no AutoAttack on {run.model_label}")
         return self._at(curve, eps)
 
     def _at(self, curve, eps):
-        found = [a for e, a in zip(curve["eps"], curve["accuracy"]) if abs(e - eps) < 1e-6]
-        if not found:
-            raise Unjudged("not run", f"ε={eps_label(eps, self.dataset)} not attacked")
-        return found[0]
+        found = eps_lib.at(curve, eps)
+        if found is None:
+            raise Unjudged("not run", f"ε={eps_lib.label(eps, self.dataset)} not attacked")
+        return found
 
     def curve(self, run):
         return [self.accuracy(run, e) for e in self.eps]
 
     def report_curve(self, run, attack):
         """`attack`'s accuracy per report ε in the run's robustness report: on the examples AutoAttack attacked."""
-        curve = run.get("attacks", {}).get(attack)
+        curve = run.attacks.get(attack)
         if curve is None:
-            label = model_label(run["precision"], run["input_bits"], run["adv_train"])
-            raise Unjudged("not run", f"no {ATTACKS.get(attack, attack)} in the robustness report of {label}")
+            raise Unjudged("not run", f"no {ATTACKS.get(attack, attack)} in the robustness report of {run.model_label}")
         return [self._at(curve, e) for e in self.eps]
 
     def over_eps(self, passed):
@@ -139,11 +117,11 @@ class Evidence:
             return "does not hold"
         first_fail = passed.index(False)
         if first_fail and not any(passed[first_fail:]):
-            return f"holds only for ε ≤ {eps_label(self.eps[first_fail - 1], self.dataset)}"
-        return "holds only for ε = " + ", ".join(eps_label(e, self.dataset) for e, p in zip(self.eps, passed) if p)
+            return f"holds only for ε ≤ {eps_lib.label(self.eps[first_fail - 1], self.dataset)}"
+        return "holds only for ε = " + ", ".join(eps_lib.label(e, self.dataset) for e, p in zip(self.eps, passed) if p)
 
     def at_eps(self, values):
-        return ", ".join(f"ε={eps_label(e, self.dataset)}: {v}" for e, v in zip(self.eps, values))
+        return ", ".join(f"ε={eps_lib.label(e, self.dataset)}: {v}" for e, v in zip(self.eps, values))
 
 
 def _holds(passed):
@@ -155,129 +133,131 @@ def _points(fraction):
     return round(100 * fraction, 6)
 
 
-def _beats(a, b, margin=MARGIN):
+def beats(a: float, b: float, margin: float) -> bool:
     """a > b + margin."""
     return _points(a - b) > _points(margin)
 
 
-def _reaches(a, b, margin=0.0):
+def reaches(a: float, b: float, margin: float = 0.0) -> bool:
     """a ≥ b + margin."""
     return _points(a - b) >= _points(margin)
 
 
-# ---- the rules -------------------------------------------------------------------------------------------------
+# ---- the rules: judge(claim, *evidence) -> (verdict, evidence text); thresholds come from claim.thresholds ------
 
-def _clean_cost(ev):
-    two, eight = ev.run("full", 2)["clean_accuracy"], ev.run("full", 8)["clean_accuracy"]
-    allowed = 0.05 if ev.dataset.startswith("cifar") else 0.02
-    return _holds(_reaches(two, eight, -allowed)), (f"clean: 8-bit {pct(eight)}, 2-bit {pct(two)}; cost "
-                                                    f"{100 * (eight - two):.1f} points (allowed {100 * allowed:.0f})")
+def _clean_cost(claim, ev):
+    two, eight = ev.run("full", 2).clean_accuracy, ev.run("full", 8).clean_accuracy
+    allowed = claim.thresholds["cifar_cost" if ev.dataset.startswith("cifar") else "mnist_cost"]
+    return _holds(reaches(two, eight, -allowed)), (f"clean: 8-bit {pct(eight)}, 2-bit {pct(two)}; cost "
+                                                   f"{100 * (eight - two):.1f} points (allowed {100 * allowed:.0f})")
 
 
-def _within_clean(ev):
+def _within_clean(claim, ev):
     two = ev.run("full", 2)
-    clean, attacked = two["clean_accuracy"], ev.curve(two)
-    return ev.over_eps([_reaches(a, clean, -MARGIN) for a in attacked]), (
+    clean, attacked = two.clean_accuracy, ev.curve(two)
+    return ev.over_eps([reaches(a, clean, -claim.thresholds["gap"]) for a in attacked]), (
         "full 2-bit, points below its clean accuracy: " + ev.at_eps(f"{100 * (clean - a):.1f}" for a in attacked))
 
 
-def _wide_range(ev):
+def _wide_range(claim, ev):
     two, eight = ev.run("full", 2), ev.run("full", 8)
     pairs = list(zip(ev.curve(two), ev.curve(eight)))
-    return ev.over_eps([_reaches(a, b, 0.10) for a, b in pairs]), "full precision, 2-bit minus 8-bit: " + ev.at_eps(
-        f"{100 * (a - b):+.1f}" for a, b in pairs)
+    return ev.over_eps([reaches(a, b, claim.thresholds["margin"]) for a, b in pairs]), (
+        "full precision, 2-bit minus 8-bit: " + ev.at_eps(f"{100 * (a - b):+.1f}" for a, b in pairs))
 
 
-def _two_bits_best(ev):
+def _two_bits_best(claim, ev):
     two, others = ev.run("full", 2), [ev.run("full", b) for b in (3, 4, 8) if b == 8 or ev.has("full", b)]
     best_other = [max(values) for values in zip(*(ev.curve(r) for r in others))]
-    names = "/".join(f"{r['input_bits']}" for r in others)
-    return ev.over_eps([_reaches(a, b, -MARGIN) for a, b in zip(ev.curve(two), best_other)]), (
+    names = "/".join(f"{r.input_bits}" for r in others)
+    return ev.over_eps([reaches(a, b, -claim.thresholds["margin"]) for a, b in zip(ev.curve(two), best_other)]), (
         f"full precision, 2-bit vs the best of {names}-bit: " + ev.at_eps(
             f"{pct(a)} vs {pct(b)}" for a, b in zip(ev.curve(two), best_other)))
 
 
-def _adv_two_beats_adv_eight(ev):
+def _adv_two_beats_adv_eight(claim, ev):
     two, eight = ev.run("full", 2, adv=True), ev.run("full", 8, adv=True)
     pairs = list(zip(ev.curve(two), ev.curve(eight)))
-    return ev.over_eps([_beats(a, b) for a, b in pairs]), "adv-trained full, 2-bit vs 8-bit: " + ev.at_eps(
-        f"{pct(a)} vs {pct(b)}" for a, b in pairs)
+    return ev.over_eps([beats(a, b, claim.thresholds["margin"]) for a, b in pairs]), (
+        "adv-trained full, 2-bit vs 8-bit: " + ev.at_eps(f"{pct(a)} vs {pct(b)}" for a, b in pairs))
 
 
-def _bnn_small_eps(ev):
+def _bnn_small_eps(claim, ev):
     bnn, full = ev.run("bnn", 8), ev.run("full", 8)
     a, b = ev.accuracy(bnn, ev.eps[0]), ev.accuracy(full, ev.eps[0])
-    return _holds(_beats(a, b)), f"8-bit, ε={eps_label(ev.eps[0], ev.dataset)}: BNN {pct(a)} vs full {pct(b)}"
+    return _holds(beats(a, b, claim.thresholds["margin"])), (
+        f"8-bit, ε={eps_lib.label(ev.eps[0], ev.dataset)}: BNN {pct(a)} vs full {pct(b)}")
 
 
-def _bnn_fall_faster(ev):
+def _bnn_fall_faster(claim, ev):
     bnn, full = ev.run("bnn", 8), ev.run("full", 8)
     drop = lambda run: ev.accuracy(run, ev.eps[0]) - ev.accuracy(run, ev.eps[-1])  # noqa: E731
-    span = f"ε={eps_label(ev.eps[0], ev.dataset)} → {eps_label(ev.eps[-1], ev.dataset)}"
-    return _holds(_beats(drop(bnn), drop(full))), (f"8-bit, accuracy lost from {span}: BNN {100 * drop(bnn):.1f} "
-                                                   f"points, full {100 * drop(full):.1f}")
+    span = f"ε={eps_lib.label(ev.eps[0], ev.dataset)} → {eps_lib.label(ev.eps[-1], ev.dataset)}"
+    return _holds(beats(drop(bnn), drop(full), claim.thresholds["margin"])), (
+        f"8-bit, accuracy lost from {span}: BNN {100 * drop(bnn):.1f} points, full {100 * drop(full):.1f}")
 
 
-def _capacity(large, small):
+def _capacity(claim, large, small):
     advantage = lambda ev: [a - b for a, b in zip(ev.curve(ev.run("bnn", 8)), ev.curve(ev.run("full", 8)))]  # noqa
     wide, narrow = advantage(large), advantage(small)
-    return large.over_eps([_beats(w, n) for w, n in zip(wide, narrow)]), (
+    return large.over_eps([beats(w, n, claim.thresholds["margin"]) for w, n in zip(wide, narrow)]), (
         f"BNN minus full (8-bit), {large.arch} vs {small.arch}: " + large.at_eps(
             f"{100 * w:+.1f} vs {100 * n:+.1f}" for w, n in zip(wide, narrow)))
 
 
-def _adv_helps_full_more(ev):
+def _adv_helps_full_more(claim, ev):
     gain = lambda precision: [a - b for a, b in zip(ev.curve(ev.run(precision, 8, adv=True)),  # noqa: E731
                                                     ev.curve(ev.run(precision, 8)))]
     full, bnn = gain("full"), gain("bnn")
-    return ev.over_eps([_beats(f, b) for f, b in zip(full, bnn)]), "8-bit, gain from R-FGSM training, full vs BNN: " \
-        + ev.at_eps(f"{100 * f:+.1f} vs {100 * b:+.1f}" for f, b in zip(full, bnn))
+    return ev.over_eps([beats(f, b, claim.thresholds["margin"]) for f, b in zip(full, bnn)]), (
+        "8-bit, gain from R-FGSM training, full vs BNN: " + ev.at_eps(f"{100 * f:+.1f} vs {100 * b:+.1f}"
+                                                                     for f, b in zip(full, bnn)))
 
 
-def _bnn_two_bits_like_adv(ev):
+def _bnn_two_bits_like_adv(claim, ev):
     bnn, adv = ev.run("bnn", 2), ev.run("full", 8, adv=True)
     pairs = list(zip(ev.curve(bnn), ev.curve(adv)))
-    return ev.over_eps([_reaches(a, b, -0.05) for a, b in pairs]), "BNN 2-bit vs adv-trained full 8-bit: " + ev.at_eps(
-        f"{pct(a)} vs {pct(b)}" for a, b in pairs)
+    return ev.over_eps([reaches(a, b, -claim.thresholds["margin"]) for a, b in pairs]), (
+        "BNN 2-bit vs adv-trained full 8-bit: " + ev.at_eps(f"{pct(a)} vs {pct(b)}" for a, b in pairs))
 
 
-def _bnn_two_bits_furthers(ev):
+def _bnn_two_bits_furthers(claim, ev):
     both, alone = ev.curve(ev.run("bnn", 2)), [max(a, b) for a, b in zip(ev.curve(ev.run("full", 2)),
                                                                         ev.curve(ev.run("bnn", 8)))]
-    return ev.over_eps([_beats(a, b) for a, b in zip(both, alone)]), (
+    return ev.over_eps([beats(a, b, claim.thresholds["margin"]) for a, b in zip(both, alone)]), (
         "BNN 2-bit vs the better of full 2-bit and BNN 8-bit: " + ev.at_eps(
             f"{pct(a)} vs {pct(b)}" for a, b in zip(both, alone)))
 
 
-def _multi_step_breaks_two_bits(ev):
+def _multi_step_breaks_two_bits(claim, ev):
     two = ev.run("full", 2)
     pairs = list(zip(ev.curve(two), ev.report_curve(two, "fgsm")))
-    return ev.over_eps([_beats(f, a) for a, f in pairs]), (
+    return ev.over_eps([beats(f, a, claim.thresholds["margin"]) for a, f in pairs]), (
         "full 2-bit, AutoAttack worst case vs FGSM on the same examples: " + ev.at_eps(
             f"{pct(a)} vs {pct(f)}" for a, f in pairs))
 
 
-def _adv_training_helps_two_bits(ev):
+def _adv_training_helps_two_bits(claim, ev):
     adv, alone = ev.run("full", 2, adv=True), ev.run("full", 2)
     pairs = list(zip(ev.curve(adv), ev.curve(alone)))
-    return ev.over_eps([_beats(a, b) for a, b in pairs]), "full 2-bit, with vs without R-FGSM training: " + \
-        ev.at_eps(f"{pct(a)} vs {pct(b)}" for a, b in pairs)
+    return ev.over_eps([beats(a, b, claim.thresholds["margin"]) for a, b in pairs]), (
+        "full 2-bit, with vs without R-FGSM training: " + ev.at_eps(f"{pct(a)} vs {pct(b)}" for a, b in pairs))
 
 
-def _xnor_loses_less(ev):
-    loss = lambda run: [run["clean_accuracy"] - a for a in ev.curve(run)]  # noqa: E731
+def _xnor_loses_less(claim, ev):
+    loss = lambda run: [run.clean_accuracy - a for a in ev.curve(run)]  # noqa: E731
     xnor, full = loss(ev.run("xnor", 2)), loss(ev.run("full", 2))
-    return ev.over_eps([_beats(f, x, 0.0) for x, f in zip(xnor, full)]), (
+    return ev.over_eps([beats(f, x, claim.thresholds["margin"]) for x, f in zip(xnor, full)]), (
         "2-bit, points lost to the attack, XNOR vs full: " + ev.at_eps(f"{100 * x:.1f} vs {100 * f:.1f}"
                                                                        for x, f in zip(xnor, full)))
 
 
-def _activations_explain(ev):
+def _activations_explain(claim, ev):
     """Fig. 6: the attack changes a smaller share of the BNN's first-layer activations than of full precision's."""
     shares = {}
     for precision in ("bnn", "full"):
         run = ev.run(precision, 8)
-        analysis = ev.analyses.get(run["run_dir"])
+        analysis = ev.analyses.get(run.run_dir)
         if analysis is None:
             raise Unjudged("not run", f"no activation analysis of {model_label(precision, 8)}")
         share = {round(e, 6): c / a for e, c, a in zip(analysis["eps"], analysis["change_l1"], analysis["clean_l1"])}
@@ -291,57 +271,74 @@ def _activations_explain(ev):
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
+    """A claim of the study and the rule that judges it.
+
+    `rule` is a template whose `{name}` fields are the `thresholds` (fractions), written in points; the
+    judge reads the same `thresholds`, so the text and the test cannot drift apart.
+    """
+
     words: str  # the claim; `source` says whose words they are
     source: str
     rule: str
     judge: Callable
     setups: tuple  # (dataset, arch) pairs judged one by one; for a `joint` claim, the judge gets them all at once
+    thresholds: dict = dataclasses.field(default_factory=dict)
     attacks: tuple = tuple(ATTACKS)
     joint: bool = False
+
+    @property
+    def rule_text(self) -> str:
+        return self.rule.format(**{name: f"{100 * value:g}" for name, value in self.thresholds.items()})
 
 
 MNIST, CIFAR = (("mnist", "fcn2"), ("mnist", "fcn1")), (("cifar10", "alexnet"),)
 ABSTRACT, ACCESS, ISSUE = "abstract", "IEEE Access abstract", "issue 12 (paraphrase)"
+MARGIN = {"margin": 0.02}  # "beats", "more robust than": by more than 2 points
 CLAIMS = (
     Claim("2-bit inputs improve robustness over 8-bit for a substantial range of ε", ABSTRACT,
-          "full precision, 2-bit ≥ 8-bit + 10 points, per report ε", _wide_range, MNIST + CIFAR),
+          "full precision, 2-bit ≥ 8-bit + {margin} points, per report ε", _wide_range, MNIST + CIFAR,
+          {"margin": 0.10}),
     Claim("2-bit inputs cost minimal clean accuracy", ABSTRACT,
-          "full precision, clean 8-bit − 2-bit ≤ 2 points (MNIST), ≤ 5 (CIFAR-10: the study's own 86.5 vs 82)",
-          _clean_cost, MNIST + CIFAR, attacks=("clean",)),
+          "full precision, clean 8-bit − 2-bit ≤ {mnist_cost} points (MNIST), ≤ {cifar_cost} (CIFAR-10: the study's "
+          "own 86.5 vs 82)", _clean_cost, MNIST + CIFAR, {"mnist_cost": 0.02, "cifar_cost": 0.05}, attacks=("clean",)),
     Claim("with 2-bit inputs, adversarial accuracy stays within ~1–2% of clean accuracy", ABSTRACT,
-          "full precision 2-bit, clean − attacked ≤ 2 points, per report ε", _within_clean, MNIST + CIFAR),
+          "full precision 2-bit, clean − attacked ≤ {gap} points, per report ε", _within_clean, MNIST + CIFAR,
+          {"gap": 0.02}),
     Claim("2-bit inputs give the maximal robustness among input precisions", ABSTRACT,
-          "full precision, 2-bit ≥ the best of 3/4/8-bit − 2 points, per report ε", _two_bits_best, MNIST + CIFAR),
+          "full precision, 2-bit ≥ the best of 3/4/8-bit − {margin} points, per report ε", _two_bits_best,
+          MNIST + CIFAR, MARGIN),
     Claim("adversarial training plus 2-bit inputs beats adversarial training plus 8-bit", ISSUE,
-          "adv-trained full, 2-bit > 8-bit + 2 points, per report ε", _adv_two_beats_adv_eight, MNIST + CIFAR),
+          "adv-trained full, 2-bit > 8-bit + {margin} points, per report ε", _adv_two_beats_adv_eight, MNIST + CIFAR,
+          MARGIN),
     Claim("BNNs are more robust than full precision at small ε", ABSTRACT,
-          "8-bit, BNN > full + 2 points at the smallest report ε", _bnn_small_eps, MNIST + CIFAR),
+          "8-bit, BNN > full + {margin} points at the smallest report ε", _bnn_small_eps, MNIST + CIFAR, MARGIN),
     Claim("BNNs fall faster than full precision as ε grows", ISSUE,
-          "8-bit, accuracy lost from the smallest to the largest report ε: BNN > full + 2 points", _bnn_fall_faster,
-          MNIST + CIFAR),
+          "8-bit, accuracy lost from the smallest to the largest report ε: BNN > full + {margin} points",
+          _bnn_fall_faster, MNIST + CIFAR, MARGIN),
     Claim("capacity decides whether BNNs withstand larger ε (FCN1 vs FCN2)", ISSUE,
-          "8-bit, (BNN − full) on FCN1 > (BNN − full) on FCN2 + 2 points, per report ε", _capacity,
-          (("mnist", "fcn1"), ("mnist", "fcn2")), joint=True),
+          "8-bit, (BNN − full) on FCN1 > (BNN − full) on FCN2 + {margin} points, per report ε", _capacity,
+          (("mnist", "fcn1"), ("mnist", "fcn2")), MARGIN, joint=True),
     Claim("adversarial training helps full precision more than BNNs", ISSUE,
-          "8-bit, gain from R-FGSM training: full > BNN + 2 points, per report ε", _adv_helps_full_more, MNIST + CIFAR),
+          "8-bit, gain from R-FGSM training: full > BNN + {margin} points, per report ε", _adv_helps_full_more,
+          MNIST + CIFAR, MARGIN),
     Claim("BNN with 2-bit inputs reaches an adversarially trained full-precision model, without adversarial training",
-          ABSTRACT, "BNN 2-bit ≥ adv-trained full 8-bit − 5 points, per report ε", _bnn_two_bits_like_adv,
-          MNIST + CIFAR),
+          ABSTRACT, "BNN 2-bit ≥ adv-trained full 8-bit − {margin} points, per report ε", _bnn_two_bits_like_adv,
+          MNIST + CIFAR, {"margin": 0.05}),
     Claim("combining 2-bit inputs with a BNN furthers robustness beyond either alone", ABSTRACT,
-          "BNN 2-bit > max(full 2-bit, BNN 8-bit) + 2 points, per report ε", _bnn_two_bits_furthers, MNIST + CIFAR),
+          "BNN 2-bit > max(full 2-bit, BNN 8-bit) + {margin} points, per report ε", _bnn_two_bits_furthers,
+          MNIST + CIFAR, MARGIN),
     Claim("XNOR-nets with 2-bit inputs lose less to the attack than full precision with 2-bit inputs", ISSUE,
           "2-bit, (clean − attacked) of XNOR < of full, per report ε", _xnor_loses_less,
-          (("cifar100", "resnet20"), ("imagenet2012", "alexnet_imagenet"))),
+          (("cifar100", "resnet20"), ("imagenet2012", "alexnet_imagenet")), {"margin": 0.0}),
     Claim("Fig. 6: BNNs' first-layer activations change less under attack (L1 norm)", ISSUE,
           "8-bit, FGSM: ‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁ of the first hidden layer, BNN < full, per report ε",
           _activations_explain, (("mnist", "fcn1"), ("mnist", "fcn2")), attacks=("fgsm",)),
     Claim("standalone discretization remains vulnerable to stronger multi-step attack scenarios", ACCESS,
-          "full precision 2-bit, no adversarial training: AutoAttack worst case < FGSM − 2 points (the same "
-          "examples), per report ε",
-          _multi_step_breaks_two_bits, MNIST + CIFAR, attacks=("autoattack",)),
+          "full precision 2-bit, no adversarial training: AutoAttack worst case < FGSM − {margin} points (the same "
+          "examples), per report ε", _multi_step_breaks_two_bits, MNIST + CIFAR, MARGIN, attacks=("autoattack",)),
     Claim("adversarial training with discretization is an improved defense strategy", ACCESS,
-          "full precision 2-bit, R-FGSM-trained > not adversarially trained + 2 points, per report ε",
-          _adv_training_helps_two_bits, MNIST + CIFAR),
+          "full precision 2-bit, R-FGSM-trained > not adversarially trained + {margin} points, per report ε",
+          _adv_training_helps_two_bits, MNIST + CIFAR, MARGIN),
 )
 
 
@@ -368,20 +365,20 @@ def _gated(outcome, group):
     return "inconclusive", "; ".join(reasons) + "; not judged: " + outcome[1]
 
 
-def ledger(results, study, analyses=None):
+def ledger(records: list[RunRecord], study: list, analyses: dict | None = None) -> list[tuple]:
     """[(claim, {attack name: (verdict, evidence)})] for every claim, under each attack that judges it."""
     rows = []
     for claim in CLAIMS:
         judged = {}
         for attack in claim.attacks:
-            evidence = [Evidence(results, study, d, a, "fgsm" if attack == "clean" else attack, analyses)
+            evidence = [Evidence(records, study, d, a, "fgsm" if attack == "clean" else attack, analyses)
                         for d, a in claim.setups]
             groups = [("/".join(ev.arch for ev in evidence), evidence)] if claim.joint else [
                 (ev.arch, [ev]) for ev in evidence]
             outcomes = {}
             for name, group in groups:
                 try:
-                    outcomes[name] = _gated(claim.judge(*group), group)
+                    outcomes[name] = _gated(claim.judge(claim, *group), group)
                 except Unjudged as unjudged:
                     outcomes[name] = (unjudged.verdict, unjudged.reason)
             detail = "; ".join(f"{name}: {verdict}, {text}" if len(outcomes) > 1 else text

@@ -1,0 +1,44 @@
+"""Reporting of results: typed run records, the study's cells, the claim ledger, and REPORT.md rendered from them.
+
+- `records`: `RunRecord` (results.json, schema-versioned), `load_runs`, `load_evaluations`.
+- `study`: the study's cells (`docs/study_tables.csv`).
+- `ledger`: the study's claims, each with its thresholds and a judge.
+- `render`: REPORT.md and README's results at a glance, as pure functions of the above.
+- `grid`: the study's grid of runs and the queue that runs grids in the background.
+- `build_report` below: read everything under a runs folder and write the report, its figures and the README.
+"""
+
+import logging
+from pathlib import Path
+
+from tfdisc import files
+from tfdisc.reporting import analyses, ledger, records, render, study  # noqa: F401  (the package's modules)
+from tfdisc.reporting.records import RecordError, RunRecord, load_evaluations, load_runs  # noqa: F401
+
+logger = logging.getLogger(__name__)
+
+
+def build_report(runs_dir: str | Path, report_path: str | Path, *, study_path: str | Path,
+                 notes_path: str | Path | None = None, readme_path: str | Path | None = None,
+                 data_dir: str | None = None, repository: str | Path | None = None) -> int:
+    """Write REPORT.md (and its figures beside it, in docs/) from every record under `runs_dir`, and the README's
+    results at a glance if `readme_path` has the markers. Commands are shown relative to `repository` (default: the
+    report's folder). Returns the number of runs; ValueError if there is none."""
+    runs = load_runs(runs_dir)
+    if not runs:
+        raise ValueError(f"No results.json under {runs_dir}; run the grid first.")
+    report_path = Path(report_path)
+    root = report_path.resolve().parent
+    notes = Path(notes_path).read_text() if notes_path and Path(notes_path).exists() else ""
+    options = render.ReportOptions(root=Path(repository or root).resolve(), study_path=str(study_path), notes=notes)
+    cells = study.load_study(study_path)
+    found = analyses.activation_analyses(runs, data_dir)
+    render.figures(runs, found, root, options)
+    files.write_text_atomic(report_path, render.report(runs, cells, load_evaluations(runs_dir), found, options))
+    if readme_path and Path(readme_path).is_file():
+        updated = render.with_glance(Path(readme_path).read_text(), runs)
+        if updated is None:
+            logger.info("%s has no results markers; left as it is.", readme_path)
+        else:
+            files.write_text_atomic(readme_path, updated)
+    return len(runs)
