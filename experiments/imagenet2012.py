@@ -11,10 +11,14 @@ DATASET = "imagenet2012"
 cli.define_experiment_flags(DATASET)
 
 
+def config():
+    return cli.run_config(cli.FLAGS, DATASET)
+
+
 def main(argv):
     del argv
-    experiment.run(cli.run_config(cli.FLAGS, DATASET))
+    experiment.run(config())
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, check=config)

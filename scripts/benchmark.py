@@ -28,13 +28,13 @@ import time
 
 os.environ.setdefault("TFDISC_QUIET", "1")  # TensorFlow's C++ start-up lines; TFDISC_QUIET=0 shows them
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 import tfdisc  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfdisc import attacks, cpu, datasets, evaluation, export, files, models  # noqa: E402
+from tfdisc import attacks, cli, cpu, datasets, evaluation, export, files, models  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
@@ -441,4 +441,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -41,7 +41,7 @@ import larq as lq  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfdisc import cpu, datasets, evaluation, files, models, presets  # noqa: E402
+from tfdisc import cli, cpu, datasets, evaluation, files, models, presets  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
@@ -340,4 +340,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -84,7 +84,13 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         manager = self._manager_for(model)
         done = 0
         if manager.latest_checkpoint is not None:
-            manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
+            try:
+                manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
+            except (AssertionError, ValueError, tf.errors.OpError) as error:
+                first = str(error).strip().splitlines()[0][:160]
+                raise ValueError(f"The checkpoint {manager.latest_checkpoint} does not fit the model this run builds "
+                                 f"({first}): it belongs to another configuration or is damaged. Resume with the "
+                                 "settings that made it, or start a new run with another --run_name.") from None
             done = int(manager.latest_checkpoint.rsplit("-", 1)[1])
         pending = f"{self.history}.pending" if self.history else None
         if pending and os.path.exists(pending):
@@ -103,6 +109,8 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
             self._manager_for(self.model).save(checkpoint_number=epoch + 1)
         except (OSError, tf.errors.OpError) as error:
             self._remove_partial(epoch + 1)
+            if self.history and os.path.exists(f"{self.history}.pending"):
+                os.remove(f"{self.history}.pending")
             raise OSError(f"Could not write the checkpoint of epoch {epoch + 1} in {self.directory} "
                           f"({getattr(error, 'message', error)}); the partial checkpoint was removed. Free disk space, "
                           f"then rerun the same command with --resume to continue from epoch {epoch + 1}.") from None

@@ -183,6 +183,10 @@ def labels(y, num_classes=None):
     y = tf.convert_to_tensor(y)
     if not (y.dtype.is_integer or y.dtype.is_floating):
         raise InvalidInputError(f"Labels must be int class ids; got dtype {y.dtype.name}.")
+    shape = y.shape
+    if shape.rank is not None and (shape.rank > 2 or (shape.rank == 2 and shape[-1] not in (1, None))):
+        hint = " (one-hot labels? pass np.argmax(y, axis=-1))" if shape.rank == 2 else ""
+        raise InvalidInputError(f"Labels must be one int class id per example; got shape {tuple(shape)}{hint}.")
     if num_classes is None:
         message = "Labels must be int class ids >= 0."
         in_range = y >= 0

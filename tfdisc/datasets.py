@@ -13,6 +13,7 @@ import math
 import os
 import socket
 import zipfile
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -41,6 +42,9 @@ def _check_request(name, split):
 def _data_dir(data_dir):
     """`data_dir` or $TFDISC_DATA_DIR; a folder that does not exist fails at once (a typo, not a download target)."""
     data_dir = data_dir if data_dir is not None else os.environ.get("TFDISC_DATA_DIR")
+    if data_dir and os.path.isfile(data_dir):
+        raise DataNotFoundError(f"The data folder {data_dir!r} is a file, not a folder. Point --data_dir (or "
+                                "TFDISC_DATA_DIR) at the folder that holds it.")
     if data_dir and not os.path.isdir(data_dir):
         raise DataNotFoundError(
             f"The data folder {data_dir!r} does not exist. Point --data_dir (or TFDISC_DATA_DIR) at the folder that "
@@ -49,12 +53,20 @@ def _data_dir(data_dir):
 
 
 def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    """An MNIST-style idx file (gzipped) as a uint8 array; ValueError naming the file if it is corrupt or truncated."""
+    fix = "replace it with a complete copy (MNIST's idx distribution format)"
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"{path} is not a readable gzip file ({type(error).__name__}: {error}); {fix}.") from None
+    if len(data) < 4 or data[2] != 0x08 or len(data) < 4 + 4 * data[3]:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes; {fix}.")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if data[2] != 0x08:
-        raise ValueError(f"{path} is not an idx file of unsigned bytes; expected MNIST's distribution format.")
+    if len(data) - 4 - 4 * ndim != int(np.prod(shape)):
+        raise ValueError(f"{path} holds {len(data) - 4 - 4 * ndim} bytes of data where its header announces "
+                         f"{int(np.prod(shape))} ({shape}): it is truncated; {fix}.")
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 

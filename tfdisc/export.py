@@ -141,8 +141,7 @@ def export_run(model_path: str, fmt: str = "lce", input_dtype: str = "float32", 
     run_dir = model_path if os.path.isdir(os.path.join(model_path, "saved_model")) else None
     saved_model = os.path.join(run_dir, "saved_model") if run_dir else model_path
     target = flatbuffer_path(saved_model, fmt, input_dtype)
-    if os.path.islink(target) or os.path.isdir(target):
-        raise ExportError(f"{target} is a {'link' if os.path.islink(target) else 'folder'}; move it away to export.")
+    files.check_writable_file(target, "the flatbuffer")  # before the conversion, not after it
     exported = (to_lce if fmt == "lce" else to_tflite)(model, target, input_dtype=input_dtype)
     if run_dir and os.path.isfile(os.path.join(run_dir, "results.json")):
         record = read_run(run_dir)
@@ -188,7 +187,10 @@ class TFLiteModel:
         with open(path, "rb") as f:
             flatbuffer = f.read()
         self.path = str(path)
-        self.operators = operators(flatbuffer)
+        try:
+            self.operators = operators(flatbuffer)
+        except ExportError as error:
+            raise ExportError(f"{path}: {error}") from None
         if any(name.startswith("Lce") for name in self.operators):
             # LCE's fastest kernels off ARM: indirect BGEMM for its binary convolutions (6x faster than its default
             # for CIFAR AlexNet-BNN here, same outputs) and XNNPACK for the float layers; both off by default.
@@ -196,6 +198,7 @@ class TFLiteModel:
                                                    use_xnnpack=True)
             self.input_dtype = np.dtype(self._lce.input_types[0])
             self.input_shape = tuple(self._lce.input_shapes[0][1:])
+            self.output_shape = tuple(self._lce.output_shapes[0][1:])
         else:
             self._lce = None
             with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice; LiteRT is not a dependency
@@ -205,6 +208,7 @@ class TFLiteModel:
             self._output = self._interpreter.get_output_details()[0]
             self.input_dtype = np.dtype(self._input["dtype"])
             self.input_shape = tuple(None if d < 0 else int(d) for d in self._input["shape_signature"][1:])
+            self.output_shape = tuple(int(d) for d in self._output["shape"][1:])
 
     def __call__(self, x):
         x = checks.image_shape(np.asarray(x), self.input_shape)
@@ -215,6 +219,8 @@ class TFLiteModel:
                     f"{x.dtype}. Pass np.round(x * 255).astype(np.uint8), or export with input_dtype='float32'.")
         else:
             x = np.asarray(checks.pixels(x), dtype=np.float32)
+        if len(x) == 0:  # LCE's interpreter fails on an empty batch; the answer is known
+            return np.zeros((0, *self.output_shape), np.float32)
         if self._lce is not None:
             return self._lce.predict(x)
         self._interpreter.resize_tensor_input(self._input["index"], x.shape)
@@ -233,7 +239,13 @@ def _lce():
 
 
 def _parse(flatbuffer):
-    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+        model.subgraphs[0].operators  # noqa: B018  (a flatbuffer with no graph is no model)
+        return model
+    except Exception:  # flatbuffers raises struct.error, IndexError, TypeError... on bytes that are not a model
+        raise ExportError(f"These {len(flatbuffer)} bytes are not a TFLite flatbuffer (an empty, truncated or other "
+                          "file); export the model again with scripts/export.py.") from None
 
 
 def _named_operators(model):

@@ -95,7 +95,9 @@ def _layer_classes(path):
         for obj in _keras_objects(value):
             name = obj["class_name"]
             layer = (obj.get("config") or {}).get("name") if isinstance(obj.get("config"), dict) else None
-            found.setdefault(name, []).append(layer or node.node_path)
+            names = found.setdefault(name, [])
+            if (layer or node.node_path) not in names:  # a layer appears in its own node and in its model's
+                names.append(layer or node.node_path)
     return found
 
 
