@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from tfdisc import cli, presets, reporting
 from tfdisc.reporting import grid
@@ -36,21 +36,23 @@ flags.DEFINE_string("report", "REPORT.md", "Report to write.")
 flags.DEFINE_multi_string("extra", [], "Extra flag for every run, e.g. --extra=--sweep_every=0.")
 flags.DEFINE_string("readme", None, "README whose results at a glance (between its results markers) are written "
                     "from the same runs as the report (default: README.md beside --report).")
-flags.DEFINE_string("study", "docs/study_tables.csv", "The study's cells, transcribed (table, model, column, accuracy).")
-flags.DEFINE_string("notes", "docs/report_notes.md", "Hand-written analysis appended to the report, if the file exists.")
+flags.DEFINE_string("study", "docs/study_tables.csv", "The study's cells, transcribed (table, model, column, "
+                    "accuracy).")
+flags.DEFINE_string("notes", "docs/report_notes.md", "Hand-written analysis appended to the report, if the file "
+                    "exists.")
 flags.DEFINE_bool("report_only", False, "Only rebuild the report from existing results.")
 flags.DEFINE_bool("reevaluate", False, "Evaluate finished runs again (e.g. with --extra=--attacks=...), no training.")
-flags.DEFINE_string("queue", None, "A queue file: one reproduce_paper.py invocation (its flags) per line, run in order; "
-                    "finished runs are skipped and interrupted ones resumed. scripts/study_queue.sh starts it in the "
-                    "background.")
+flags.DEFINE_string("queue", None, "A queue file: one reproduce_paper.py invocation (its flags) per line, run in "
+                    "order; finished runs are skipped and interrupted ones resumed. scripts/study_queue.sh starts it "
+                    "in the background.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
     if FLAGS.queue:
-        passed = [f"--{name}={FLAGS[name].value}" for name in ("data_dir", "output_dir", "report", "readme", "study",
-                                                                "notes") if FLAGS[name].present]
+        names = ("data_dir", "output_dir", "report", "readme", "study", "notes")
+        passed = [f"--{name}={FLAGS[name].value}" for name in names if FLAGS[name].present]
         failed = grid.run_queue(FLAGS.queue, Path(__file__), passed, FLAGS.output_dir)
         if failed:
             sys.exit("error: failed queue entries (their logs are above):\n" + "\n".join(failed))

@@ -60,3 +60,8 @@ def test_near_chance_at_large_eps_fails_for_implausible_robustness():
     report = _report(eps=[0.0, 0.5], attacks={"fgsm": {"accuracy": [0.9, 0.8]}}, worst_case={"accuracy": [0.9, 0.8]})
     found = _checks(report, large_eps=0.5)["near_chance_at_large_eps"]
     assert not found["passed"] and "implausible" in found["detail"]
+
+
+def test_a_rise_of_exactly_the_tolerance_passes_despite_floating_point():
+    found = _checks(_report(attacks={"fgsm": {"accuracy": [0.95, 0.93, 0.94]}}))["monotone_in_eps"]
+    assert found["passed"] and "fgsm +1.0 points" in found["detail"]

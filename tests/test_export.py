@@ -1,8 +1,8 @@
 """Deployment: TFLite and LCE flatbuffers equal the Keras model, run binary where they should, and name their I/O."""
 
+import json
 import subprocess
 import sys
-import json
 from pathlib import Path
 
 import larq as lq
@@ -13,6 +13,7 @@ import tensorflow as tf
 from helpers import load_mnist, require_data, without_sign_ties
 from tfdisc import export, models
 from tfdisc.layers import DenseAsConv
+from tfdisc.reporting.records import RunRecord
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export.py"
 
@@ -184,7 +185,8 @@ def test_export_script_writes_beside_the_saved_model_and_records_it(tmp_path):
     without_sign_ties(model, 64 / 255)
     run = tmp_path / "run"
     export.save(model, run / "saved_model")
-    (run / "results.json").write_text(json.dumps({"clean_accuracy": 0.5}))
+    RunRecord(dataset="mnist", arch="fcn2", precision="bnn", input_bits=2, adv_train=False, clean_accuracy=0.5,
+              test_examples=10, epochs=1, sweep={"eps": [0.0], "accuracy": [0.5]}).write(run / "results.json")
     done = subprocess.run([sys.executable, str(SCRIPT), f"--model={run}", "--format=lce"], capture_output=True,
                           text=True, check=True)
     assert "binary kernels (LceBconv2d): quant_dense_1, quant_dense_2" in done.stdout

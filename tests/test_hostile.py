@@ -17,7 +17,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from helpers import require_data
-from tfdisc import callbacks, checks, cli, datasets, evaluation, experiment, export, files, models, runs, scan
+from tfdisc import checks, cli, datasets, evaluation, experiment, export, files, models, runs, scan
 from tfdisc import eps as eps_lib
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,10 @@
 """tfdisc.reporting.ledger: the claims' rules at their thresholds, and the verdicts they combine into."""
 
-from tfdisc.reporting import ledger
+from pathlib import Path
+
+import pytest
+
+from tfdisc.reporting import ledger, stats
 from tfdisc.reporting.records import RunRecord
 
 
@@ -11,7 +15,7 @@ def _run(precision, bits, fgsm, adv=False):
 
 
 def _fgsm_verdicts(records):
-    return {claim.words: judged["FGSM"][0] for claim, judged in ledger.ledger(records, []) if "FGSM" in judged}
+    return {claim.summary: judged["FGSM"][0] for claim, judged in ledger.ledger(records, []) if "FGSM" in judged}
 
 
 def test_thresholds_hold_exactly_although_accuracies_do_not_subtract_exactly():
@@ -40,3 +44,37 @@ def test_a_rule_text_is_rendered_from_the_thresholds_its_judge_uses():
     assert claim.thresholds == {"margin": 0.10} and "2-bit ≥ 8-bit + 10 points" in claim.rule_text
     for claim in ledger.CLAIMS:
         assert "{" not in claim.rule_text, claim.rule  # every field filled
+
+
+STUDY_TEXT = Path(__file__).resolve().parents[2] / "shared" / "study" / "000_c08ec12a1d4144e7.txt"
+
+
+@pytest.mark.skipif(not STUDY_TEXT.exists(), reason="the study's text is not beside the repository")
+def test_every_claim_quotes_the_study_at_its_line():
+    lines = STUDY_TEXT.read_text().split("\n")
+    for claim in ledger.CLAIMS:
+        for fragment in filter(None, (part.strip(" ()") for part in claim.words.split("[…]"))):
+            assert fragment in lines[claim.line - 1], (claim.summary, fragment)
+
+
+def _subset_run(precision, bits, worst, examples, adv=False):
+    run = _run(precision, bits, [0.9, 0.8, 0.1], adv)
+    run.attacks = {"fgsm": {"eps": [0.1, 0.2, 0.3], "accuracy": [0.9, 0.8, 0.1]},
+                   "autoattack": {"eps": [0.1, 0.2, 0.3], "accuracy": worst}}
+    run.worst_case = {"eps": [0.1, 0.2, 0.3], "accuracy": worst}
+    run.robustness = {"examples": examples}
+    return run
+
+
+def test_a_difference_inside_the_subsets_interval_is_inconclusive():
+    """Full 2-bit under AutoAttack 6 points above full 8-bit: on 50 images that is within the interval, on 5000
+    it is not."""
+    def verdict(examples):
+        records = [_subset_run("full", 2, [0.56, 0.30, 0.02], examples), _subset_run("full", 8, [0.50, 0.30, 0.02],
+                                                                                   examples)]
+        return next(judged["AutoAttack"][0] for claim, judged in ledger.ledger(records, [])
+                    if claim.summary.startswith("2-bit inputs give the maximal"))
+    assert verdict(5000) == "holds (judged on fcn2 only)"
+    assert "inconclusive" not in verdict(5000)
+    few = ledger.reaches(stats.measured(0.56, 50, True), stats.measured(0.50, 50, True), 0.02)
+    assert few is None and ledger.reaches(stats.measured(0.56, 5000, True), stats.measured(0.50, 5000, True), 0.02)

@@ -53,7 +53,7 @@ def test_evaluate_names_a_missing_model():
 
 
 def _fake_run(root, precision, bits, adv, clean, fgsm, autoattack=None, arch="fcn2", epochs=10, command="reproduce",
-              dataset="mnist", recipe="constant", attack_examples=1000):
+              dataset="mnist", recipe="constant", attack_examples=10000):
     run_dir = root / "full" / f"{dataset}_{arch}_{precision}_{bits}b{'_adv' if adv else ''}"
     run_dir.mkdir(parents=True)
     eps = [0.0, *presets.get(dataset).report_eps]
@@ -117,17 +117,19 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "\nPGD, AutoAttack and worst case (over" not in text and "PGD ε=" not in text
     # Rows attacked on different subsets: the note says which rows each subset is.
     assert "on 100 test examples, AutoAttack standard" in text and "queries, each on the survivors) (full + adv 2-bit); " \
-        "1000 test examples, AutoAttack standard" in text and "(full 2-bit, full + adv 8-bit, bnn 2-bit)." in text
-    assert "on 1000 test examples, AutoAttack standard (apgd-ce → apgd-t → square, APGD 100 iterations, Square 5000 " \
-        "queries, each on the survivors).\n" in text  # CIFAR-10: one subset, no rows named
+        "10000 test examples, AutoAttack standard" in text and "(full 2-bit, full + adv 8-bit, bnn 2-bit)." in text
+    assert "on 10000 test examples, AutoAttack standard (apgd-ce → apgd-t → square, APGD 100 iterations, Square " \
+        "5000 queries, each on the survivors).\n" in text  # CIFAR-10: one subset, no rows named
+    # The subset of 100 images carries its 95% interval; the whole test set does not.
+    assert "| full + adv | 2-bit | 98.0 | 97.0 | 96.0 | 60.0 | 96.0 [90.2, 98.4] | 90.0 [82.6, 94.5] |" in text
     assert "Command: `python reproduce`" in text  # fcn2: one command trained every run
     assert "trained some of the runs below):\n\n- `python reproduce`\n- `python reproduce --bnn`\n" in text  # fcn1
-    # The study beside us: our full-precision 8-bit curve meets 28% between ε=0.1 (30%) and 0.2 (5%).
-    assert "- mnist `adv1`: fcn2 full 8-bit meets the study's 28.0% at ε≈0.108 → ε=0.1 (nearest on our grid)" in text
-    assert "- cifar10: none of the study's adversarial cells is transcribed yet, so its ε columns cannot be " \
-        "inferred" in text  # clean cells only: no ε to infer
-    assert "| 1 | mnist | fcn2 full 8-bit | adv1 | 0.1 | 28.0% | 30.0% | full (10 epochs) |" in text
-    assert "| 1 | mnist | fcn2 bnn 8-bit | clean | – | 99.0% | 90.0% | full (10 epochs) |" in text
+    # The study beside us: its cells beside ours, the column's ε fitted by least squares over our grid.
+    assert "### Table 1\n\n| model | clean | adv1 (ε 0.1) | our run |" in text
+    assert "| MNIST fcn2 full 8-bit |  | 28.0 / 30.0 (+2.0) | 10 epochs, as the study |" in text
+    assert "| MNIST fcn2 bnn 8-bit | 99.0 / 90.0 (-9.0) |  | 10 epochs, as the study |" in text
+    assert "| CIFAR-10 alexnet full 8-bit | 86.5 / 87.6 (+1.1) | 40 epochs |" in text  # no epochs in the cell
+    assert "| adv1 | 0.1 | +2.0 | 4 | yes |" in text  # residual, squared error in points², within 5 points
     rows = {line.split(" | ")[1]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")
             and line.split(" | ")[0][2:].isdigit() and len(line.split(" | ")) == 7}
     wide = rows["2-bit inputs improve robustness over 8-bit for a substantial range of ε"]
@@ -143,12 +145,13 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "; not judged: BNN minus full (8-bit), fcn1 vs fcn2: ε=0.1: +10.0 vs -10.0" in capacity[6]  # shown only
     assert capacity[5] == "not run"  # a missing attack outranks a reduced budget: more training would not judge it
     multi_step = rows["standalone discretization remains vulnerable to stronger multi-step attack scenarios"]
-    assert multi_step[2] == "IEEE Access abstract"
+    assert multi_step[2] == ("“Robustness against higher perturbations and multi-step attack requires adversarial "
+                             "training” (144)")
     assert multi_step[4:6] == ["– (AutoAttack against FGSM)", "holds only for ε = 0.2, 0.3 (judged on fcn2 only)"]
     assert "ε=0.1: 95.0% vs 96.0%, ε=0.2: 70.0% vs 95.0%" in multi_step[6]  # 1 point is within the margin
     adv_two = rows["adversarial training with discretization is an improved defense strategy"]
-    assert adv_two[4:6] == ["holds only for ε = 0.3 (judged on fcn2 only)", "holds only for ε = 0.2, 0.3 (judged on "
-                                                                           "fcn2 only)"]
+    assert adv_two[4:6] == ["holds only for ε = 0.3 (judged on fcn2 only)", "holds for ε = 0.2, 0.3; inconclusive at "
+                            "ε = 0.1 (within the 95% interval) (judged on fcn2 only)"]  # 100 images: 1 point is noise
     fig6 = rows["Fig. 6: BNNs' first-layer activations change less under attack (L1 norm)"]
     assert fig6[4:6] == ["inconclusive", "– (an FGSM analysis)"]  # the BNN fails the clean-accuracy gate
     assert "| fcn2 bnn (full budget) | 600 | 0.167 | 0.250 | 0.250 | 0.250 |" in text

@@ -120,11 +120,3 @@ def test_train_step_does_not_retrace_across_epochs_or_batches(mnist_small):
     model = _compiled(eps=0.1)
     model.fit(x[:450], y[:450], batch_size=100, epochs=3, verbose=0)  # the last batch of each epoch is smaller
     assert model.train_function.experimental_get_tracing_count() <= 2
-
-
-def test_xla_compiles_the_step_core_and_keeps_the_checks_outside(mnist_small):
-    x, y, _, _ = mnist_small
-    model = _compiled(jit_compile=True, eps=0.1)
-    assert model.xla_compiled and not model.jit_compile  # Keras compiles the (checked) step in graph mode
-    model.fit(x[:200], y[:200], batch_size=50, verbose=0)
-    assert list(model._xla_cores) == ["train_core"]

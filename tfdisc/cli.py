@@ -45,16 +45,16 @@ def define_data_flags(dataset: str) -> None:
     """Where the data comes from and how much of it a run uses."""
     group = "data"
     flag(group, flags.DEFINE_string, "data_dir", None, "Folder with <dataset>.npz or idx files, or the TFDS data_dir "
-          "(default: $TFDISC_DATA_DIR).")
+         "(default: $TFDISC_DATA_DIR).")
     flag(group, flags.DEFINE_bool, "download", True, "Let TFDS download missing data (needs internet; skipped at "
-          "once when the network is unreachable).")
+         "once when the network is unreachable).")
     flag(group, flags.DEFINE_integer, "train_examples", None, "Train on a fixed subset of this many examples (short "
-          "runs); at most the training set's size.", lower_bound=1)
+         "runs); at most the training set's size.", lower_bound=1)
     flag(group, flags.DEFINE_integer, "test_examples", None, "Evaluate on this many test examples (see --subset).",
-          lower_bound=1)
+         lower_bound=1)
     flag(group, flags.DEFINE_enum, "subset", "random", list(datasets.SUBSETS), "Which examples --train_examples, "
-          "--test_examples and --attack_examples keep: a fixed random subset (seed 0, unbiased for class-sorted files) "
-          "or the first ones (to compare with other tools).")
+         "--test_examples and --attack_examples keep: a fixed random subset (seed 0, unbiased for class-sorted files) "
+         "or the first ones (to compare with other tools).")
 
 
 def define_model_flags(dataset: str) -> None:
@@ -63,11 +63,13 @@ def define_model_flags(dataset: str) -> None:
     group = "model"
     flag(group, flags.DEFINE_enum, "arch", preset.arch, list(models.ARCHITECTURES), "Architecture.")
     flag(group, flags.DEFINE_enum, "precision", "full", list(models.PRECISIONS),
-          "full: float; bnn: BinaryNet ±1 weights/activations; xnor: bnn + per-channel scales, fp first/last.")
+         "full: float; bnn: BinaryNet ±1 weights/activations; xnor: bnn + per-channel scales, fp first/last.")
     flag(group, flags.DEFINE_bool, "bnn", False, "Shorthand for --precision=bnn.")
     flag(group, flags.DEFINE_bool, "xnor", False, "Shorthand for --precision=xnor.")
     flag(group, flags.DEFINE_integer, "input_bits", 8, "Input discretization bits, 1..8 (the study: 2, 4, 8).",
-          lower_bound=1, upper_bound=8)
+         lower_bound=1, upper_bound=8)
+    flag(group, flags.DEFINE_enum, "input_mode", "floor", ["floor", "round"], "How pixels are discretized: floor "
+         "(the study's q = (p // 2^(8-b))·2^(8-b)) or round (round-to-nearest levels spread over [0, 1]).")
     flags.register_multi_flags_validator(
         ["bnn", "xnor"], lambda f: not (f["bnn"] and f["xnor"]), "--bnn and --xnor exclude each other; pick one.")
 
@@ -78,36 +80,36 @@ def define_training_flags(dataset: str) -> None:
     epochs = {name: arch.epochs for name, arch in models.ARCHITECTURES.items() if arch.dataset == dataset}
     group = "training"
     flag(group, flags.DEFINE_integer, "epochs", None, f"Training epochs, at least 1; default per arch as in the "
-          f"study: {epochs}.", lower_bound=1)
+         f"study: {epochs}.", lower_bound=1)
     flag(group, flags.DEFINE_integer, "batch_size", preset.batch_size, "Global batch size.", lower_bound=1)
     flag(group, flags.DEFINE_enum, "recipe", "constant", list(recipes.RECIPES), "constant: --optimizer at a "
-          "constant --learning_rate, no augmentation. reference: the study's reference code (BinaryNet.pytorch). "
-          "cosine: Adam, warm-up then cosine decay over --epochs. larq: Larq's BinaryNet tutorial. "
-          "See tfdisc.recipes.")
+         "constant --learning_rate, no augmentation. reference: the study's reference code (BinaryNet.pytorch). "
+         "cosine: Adam, warm-up then cosine decay over --epochs. larq: Larq's BinaryNet tutorial. "
+         "See tfdisc.recipes.")
     flag(group, flags.DEFINE_enum, "optimizer", "adam", list(recipes.OPTIMIZERS),
-          "Optimizer of --recipe=constant. Adam is the default for every precision, as BinaryNet and XNOR-Net train "
-          "BNNs; sgd uses momentum 0.9.")
+         "Optimizer of --recipe=constant. Adam is the default for every precision, as BinaryNet and XNOR-Net train "
+         "BNNs; sgd uses momentum 0.9.")
     flag(group, flags.DEFINE_float, "learning_rate", preset.learning_rate,
-          "Learning rate of --recipe=constant, a finite number > 0.")
+         "Learning rate of --recipe=constant, a finite number > 0.")
     flag(group, flags.DEFINE_bool, "adv_train", False, "Adversarial training with R-FGSM (Tramèr et al. 2018).")
     flag(group, flags.DEFINE_float, "adv_eps", preset.adv_eps, "R-FGSM budget eps (pixels in [0, 1]).", lower_bound=0,
-          upper_bound=1)
+         upper_bound=1)
     flag(group, flags.DEFINE_float, "adv_alpha", preset.adv_alpha, "R-FGSM random step alpha, 0 <= alpha <= adv_eps.",
-          lower_bound=0)
+         lower_bound=0)
     flag(group, flags.DEFINE_float, "adv_ratio", 0.5, "Share of each batch replaced by R-FGSM examples, in (0, 1].",
-          lower_bound=0, upper_bound=1)
+         lower_bound=0, upper_bound=1)
     flag(group, flags.DEFINE_integer, "seed", 0, "Seed for initialization, shuffling and R-FGSM noise.")
     flag(group, flags.DEFINE_bool, "resume", False, "Continue an interrupted run from its last checkpoint.")
     flag(group, flags.DEFINE_enum, "distribute", "none", ["none", "mirrored", "multi_worker"],
-          "tf.distribute strategy: mirrored (all local GPUs, or --cpu_devices CPUs) or multi_worker (TF_CONFIG).")
+         "tf.distribute strategy: mirrored (all local GPUs, or --cpu_devices CPUs) or multi_worker (TF_CONFIG).")
     flag(group, flags.DEFINE_integer, "cpu_devices", 1, "Split the CPU into N logical devices (test tf.distribute "
-          "without GPUs).", lower_bound=1)
+         "without GPUs).", lower_bound=1)
     flag(group, flags.DEFINE_bool, "jit_compile", True, "Compile the train and test steps with XLA (1.1-1.5x faster "
-          "on CPU); input checks run outside XLA. Default on for one device; with --distribute only when given "
-          "explicitly.")
+         "on CPU); input checks run outside XLA. Default on for one device; with --distribute only when given "
+         "explicitly.")
     flag(group, flags.DEFINE_bool, "mixed_precision", False, "Train in mixed_bfloat16 where the CPU has bfloat16 "
-          f"instructions ({', '.join(cpu.BFLOAT16_FLAGS)}); elsewhere warn and keep float32. The discretization, "
-          "weights and logits stay float32; results.json records the policy used.")
+         f"instructions ({', '.join(cpu.BFLOAT16_FLAGS)}); elsewhere warn and keep float32. The discretization, "
+         "weights and logits stay float32; results.json records the policy used.")
     flags.register_validator("adv_ratio", lambda r: r > 0, "--adv_ratio must be in (0, 1].")
     flags.register_multi_flags_validator(
         ["adv_eps", "adv_alpha"], lambda f: f["adv_alpha"] <= f["adv_eps"],
@@ -118,20 +120,20 @@ def define_attack_flags(default_attacks=("fgsm",)) -> None:
     """The robustness report's attacks, and how gradients pass the input discretization."""
     group = "attacks"
     flag(group, flags.DEFINE_list, "attacks", list(default_attacks), f"Attacks of the robustness report, any of "
-          f"{list(registry.NAMES)}; transfer needs --surrogate; autoattack is AutoAttack's cascade.")
+         f"{list(registry.NAMES)}; transfer needs --surrogate; autoattack is AutoAttack's cascade.")
     flag(group, flags.DEFINE_enum, "autoattack_version", "standard", list(registry.AUTOATTACK_VERSIONS),
-          "standard: APGD-CE, APGD-T, Square 5000 queries, each on the survivors; fast: APGD-CE, APGD-DLR.")
+         "standard: APGD-CE, APGD-T, Square 5000 queries, each on the survivors; fast: APGD-CE, APGD-DLR.")
     flag(group, flags.DEFINE_integer, "pgd_steps", 20, "PGD steps (step size 2.5·ε/steps, random start).",
-          lower_bound=1)
+         lower_bound=1)
     flag(group, flags.DEFINE_integer, "pgd_restarts", 5, "PGD (and standalone APGD) restarts, per-example best.",
-          lower_bound=1)
+         lower_bound=1)
     flag(group, flags.DEFINE_integer, "square_queries", 1000, "Square Attack query budget per example.", lower_bound=1)
     flag(group, flags.DEFINE_string, "surrogate", None, "Run directory or SavedModel of the transfer attack's "
-          "surrogate model.")
+         "surrogate model.")
     define_trust_flag(group)
     flag(group, flags.DEFINE_enum, "gradient", "identity", ["identity", "zero"], "How the input discretization "
-          "passes gradients to the attacks: identity (straight-through, BPDA) or zero (its true derivative, which "
-          "masks gradients; for demonstration).")
+         "passes gradients to the attacks: identity (straight-through, BPDA) or zero (its true derivative, which "
+         "masks gradients; for demonstration).")
     flags.register_validator("attacks", lambda a: bool(a) and set(a) <= set(registry.NAMES),
                              f"--attacks must be a comma list of {', '.join(registry.NAMES)}.")
 
@@ -146,16 +148,16 @@ def define_sweep_flags(dataset: str) -> None:
     """The FGSM sweep and the report's ε and examples (experiment scripts)."""
     group = "attacks"
     flag(group, flags.DEFINE_string, "sweep_eps", eps_lib.text(presets.get(dataset).sweep_eps),
-          "Comma list of FGSM eps for the sweep; fractions like 8/255 allowed.")
+         "Comma list of FGSM eps for the sweep; fractions like 8/255 allowed.")
     flag(group, flags.DEFINE_integer, "sweep_examples", 1000, "Per-epoch sweeps (history.csv) use a fixed random "
-          "subset of this many test examples; results.json's sweep always uses them all (0: all, every epoch).",
-          lower_bound=0)
+         "subset of this many test examples; results.json's sweep always uses them all (0: all, every epoch).",
+         lower_bound=0)
     flag(group, flags.DEFINE_integer, "sweep_every", 1, "Run the eps sweep on the test set every N epochs into "
-          "history.csv (0: only at the end).", lower_bound=0)
+         "history.csv (0: only at the end).", lower_bound=0)
     flag(group, flags.DEFINE_string, "attack_eps", None, "Comma list of eps for the robustness report (default: "
-          "--sweep_eps).")
+         "--sweep_eps).")
     flag(group, flags.DEFINE_integer, "attack_examples", None, "Run the robustness report on this many test examples "
-          "(see --subset; PGD and Square are costly).", lower_bound=1)
+         "(see --subset; PGD and Square are costly).", lower_bound=1)
     flags.register_validator("sweep_eps", _eps_validator("sweep_eps"))
     flags.register_validator("attack_eps", _eps_validator("attack_eps"))
 
@@ -165,7 +167,7 @@ def define_output_flags() -> None:
     group = "output"
     flag(group, flags.DEFINE_string, "output_dir", "runs", "Parent folder of run directories.")
     flag(group, flags.DEFINE_string, "run_name", None, "Run directory name inside --output_dir "
-          "(default: <dataset>_<arch>_<precision>_<bits>b[_adv]_s<seed>).")
+         "(default: <dataset>_<arch>_<precision>_<bits>b[_adv]_s<seed>).")
     flag(group, flags.DEFINE_bool, "export", True, "Export the trained model as a SavedModel in <run>/saved_model.")
 
 
@@ -202,6 +204,7 @@ def run_config(flags_obj, dataset: str) -> runs.RunConfig:
     values = {name: flags_obj[name].value for group in ("data", "training", "attacks", "output")
               for name in GROUPS[group]}
     values.update(dataset=dataset, arch=flags_obj.arch, precision=precision(flags_obj), input_bits=flags_obj.input_bits,
+                  input_mode=flags_obj.input_mode,
                   optimizer=given("optimizer"), learning_rate=given("learning_rate"), jit_compile=given("jit_compile"),
                   sweep_eps=eps_lib.parse(flags_obj.sweep_eps),
                   attack_eps=eps_lib.parse(flags_obj.attack_eps) if flags_obj.attack_eps else None,

@@ -99,7 +99,8 @@ def _build(config: RunConfig, strategy):
     with strategy.scope():
         try:
             model = models.build_model(config.arch, precision=config.precision, input_bits=config.input_bits,
-                                       input_shape=preset.image_shape, num_classes=preset.num_classes)
+                                       input_mode=config.input_mode, input_shape=preset.image_shape,
+                                       num_classes=preset.num_classes)
         except ValueError as error:
             raise RunError(f"--arch={config.arch} does not fit {config.dataset}'s {preset.image_shape} images "
                            f"({str(error).splitlines()[0][:120]}).") from None
@@ -183,7 +184,7 @@ def run(config: RunConfig) -> RunRecord:
             sweep = evaluation.sweep(model, data.test, config.sweep_eps, gradient=config.gradient)
         record = RunRecord(
             dataset=config.dataset, arch=config.arch, precision=config.precision, input_bits=config.input_bits,
-            adv_train=config.adv_train, clean_accuracy=sweep["clean_accuracy"], test_examples=sweep["examples"],
+            input_mode=config.input_mode, adv_train=config.adv_train, clean_accuracy=sweep["clean_accuracy"], test_examples=sweep["examples"],
             epochs=config.epochs, subset=config.subset,
             sweep={key: sweep[key] for key in ("attack", "gradient", "eps", "accuracy")},
             attacks=report["attacks"], worst_case=report["worst_case"], checks=report["checks"],

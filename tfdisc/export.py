@@ -142,9 +142,9 @@ def export_run(model_path: str, fmt: str = "lce", input_dtype: str = "float32", 
     saved_model = os.path.join(run_dir, "saved_model") if run_dir else model_path
     target = flatbuffer_path(saved_model, fmt, input_dtype)
     files.check_writable_file(target, "the flatbuffer")  # before the conversion, not after it
+    record = read_run(run_dir) if run_dir and os.path.isfile(os.path.join(run_dir, "results.json")) else None
     exported = (to_lce if fmt == "lce" else to_tflite)(model, target, input_dtype=input_dtype)
-    if run_dir and os.path.isfile(os.path.join(run_dir, "results.json")):
-        record = read_run(run_dir)
+    if record is not None:
         entry = {"path": os.path.basename(exported.path), "bytes": exported.bytes, "input_dtype": input_dtype,
                  "binary_layers": exported.binary_layers, "float_layers": exported.float_layers}
         record.exports[os.path.splitext(entry["path"])[0]] = entry

@@ -195,10 +195,12 @@ def serving_function(model, input_dtype="float32"):
     return serve
 
 
-def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_classes=None, **overrides):
+def build_model(arch, *, precision="full", input_bits=8, input_mode="floor", input_shape=None, num_classes=None,
+                **overrides):
     """Build `arch` as an uncompiled `Classifier` named e.g. "fcn1_bnn_2b".
 
-    The first layer is `InputDiscretization(input_bits)`; inputs are float pixels in [0, 1]
+    The first layer is `InputDiscretization(input_bits, mode=input_mode)` (the study's floor rule by default,
+    "round" for round-to-nearest levels spread over [0, 1]); inputs are float pixels in [0, 1]
     (or uint8); the output is logits. Input shape and classes default to the data set the
     architecture is built for (`tfdisc.presets`). `overrides` change the builder's keyword
     arguments (e.g. `width=100, depth=2` for the FCNs, `fc_units=512` for the AlexNets).
@@ -208,6 +210,7 @@ def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_c
     checks.choice("arch", arch, tuple(ARCHITECTURES))
     checks.choice("precision", precision, PRECISIONS)
     checks.bits(input_bits)
+    checks.choice("input_mode", input_mode, ops.MODES)
     builder, options, dataset, _ = ARCHITECTURES[arch]
     allowed = [p.name for p in inspect.signature(builder).parameters.values() if p.kind == p.KEYWORD_ONLY]
     unknown = sorted(set(overrides) - set(allowed))
@@ -219,11 +222,12 @@ def build_model(arch, *, precision="full", input_bits=8, input_shape=None, num_c
     input_shape = tuple(presets.get(dataset).image_shape if input_shape is None else input_shape)
 
     inputs = tf.keras.Input(shape=input_shape, name="pixels")
-    x = InputDiscretization(input_bits, name="input_discretization")(inputs)
+    x = InputDiscretization(input_bits, mode=input_mode, name="input_discretization")(inputs)
     logits = builder(x, precision, num_classes, **{**options, **overrides})
     if logits.dtype != tf.float32:  # a mixed-precision policy: logits (and so losses and attacks) stay float32
         logits = tf.keras.layers.Activation("linear", dtype="float32", name="float32_logits")(logits)
-    return Classifier(inputs, logits, name=f"{arch}_{precision}_{input_bits}b")
+    suffix = "" if input_mode == "floor" else f"_{input_mode}"
+    return Classifier(inputs, logits, name=f"{arch}_{precision}_{input_bits}b{suffix}")
 
 
 def discretization_gradient(model):
@@ -249,6 +253,20 @@ def with_input_gradient(model, gradient):
         return layer
 
     return tf.keras.models.clone_model(model, clone_function=reuse_or_switch)
+
+
+def without_discretization(model):
+    """`model` with its InputDiscretization layers replaced by identities (the other layers shared): what a
+    protocol that perturbs already-discretized images feeds them to (`tfdisc.evaluation.protocols`)."""
+    if discretization_gradient(model) is None:
+        return model
+    return tf.keras.models.clone_model(model, clone_function=lambda layer: tf.keras.layers.Identity(name=layer.name)
+                                       if isinstance(layer, InputDiscretization) else layer)
+
+
+def discretization_of(model):
+    """The first InputDiscretization layer of `model`, or None."""
+    return next((layer for layer in model.submodules if isinstance(layer, InputDiscretization)), None)
 
 
 def with_quantized_kernels(model):

@@ -17,13 +17,20 @@ def report_curves(report, sweep=None):
     return curves
 
 
-def plot_accuracy_vs_eps(curves, path, title):
-    """Draw {label: (eps list, accuracy list)} as one line each and save a PNG at `path`, atomically."""
+def accuracy_figure(curves, title):
+    """A figure of {label: (eps list, accuracy list)}, one line each; an identical curve is drawn apart (dotted,
+    crosses) and labelled with the one it equals, so no curve hides another."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     if len(curves) > 10:  # the default cycle repeats after 10 colours
         ax.set_prop_cycle(color=cm.tab20.colors)
+    drawn = {}
     for label, (eps, accuracy) in curves.items():
+        same = drawn.get((tuple(eps), tuple(accuracy)))
+        if same is not None:
+            ax.plot(eps, accuracy, marker="x", markersize=7, linestyle=":", linewidth=2.5, label=f"{label} (= {same})")
+            continue
+        drawn[(tuple(eps), tuple(accuracy))] = label
         ax.plot(eps, accuracy, marker="o", markersize=3, label=label, linestyle="--" if "adv" in label else "-")
     ax.set_xlabel("ε (L∞, pixels in [0, 1])")
     ax.set_ylabel("accuracy")
@@ -32,8 +39,13 @@ def plot_accuracy_vs_eps(curves, path, title):
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_eps(curves, path, title):
+    """Draw {label: (eps list, accuracy list)} (see `accuracy_figure`) and save a PNG at `path`, atomically."""
     with files.atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
+        accuracy_figure(curves, title).savefig(f, format="png", dpi=120)
 
 
 def plot_activation_l1(results, path, title):

@@ -24,6 +24,7 @@ class Preset:
     idx_dirs: tuple = ()  # folders of MNIST-style idx .gz files, searched after data_dir
     in_memory: bool = True  # small enough to hold as arrays (exact, resumable shuffling)
     tfds_splits: tuple = ("train", "test")  # TFDS names of our "train" and "test"
+    test_size: int = 10000  # examples in the whole test split
 
 
 # Dense where the study's tables sit (its first two MNIST columns are most likely 0.05 and 0.1), then on to
@@ -38,7 +39,8 @@ DATASETS = {
     "cifar10": Preset((32, 32, 3), 10, "alexnet", CIFAR_EPS, (2 / 255, 8 / 255), 8 / 255, 4 / 255, 32 / 255, 128),
     "cifar100": Preset((32, 32, 3), 100, "resnet20", CIFAR_EPS, (2 / 255, 8 / 255), 8 / 255, 4 / 255, 32 / 255, 128),
     "imagenet2012": Preset((227, 227, 3), 1000, "alexnet_imagenet", CIFAR_EPS, (2 / 255, 8 / 255), 16 / 255,
-                           8 / 255, 32 / 255, 256, in_memory=False, tfds_splits=("train", "validation")),
+                           8 / 255, 32 / 255, 256, in_memory=False, tfds_splits=("train", "validation"),
+                           test_size=50000),
 }
 
 

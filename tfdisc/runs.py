@@ -26,7 +26,7 @@ from tfdisc import eps as eps_lib
 logger = logging.getLogger(__name__)
 
 # Fields that define what a run trains: --resume refuses to continue a run under other values.
-RUN_DEFINING = ("dataset", "arch", "precision", "input_bits", "batch_size", "learning_rate", "optimizer", "recipe",
+RUN_DEFINING = ("dataset", "arch", "precision", "input_bits", "input_mode", "batch_size", "learning_rate", "optimizer", "recipe",
                 "adv_train", "adv_eps", "adv_alpha", "adv_ratio", "train_examples", "subset", "mixed_precision",
                 "seed")
 
@@ -49,6 +49,7 @@ class RunConfig:
     arch: str | None = None
     precision: str = "full"
     input_bits: int = 8
+    input_mode: str = "floor"
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
@@ -111,6 +112,7 @@ class RunConfig:
         checks.choice("arch", self.arch, tuple(models.ARCHITECTURES))
         checks.choice("precision", self.precision, models.PRECISIONS)
         checks.bits(self.input_bits)
+        checks.choice("input_mode", self.input_mode, ("floor", "round"))
         checks.choice("optimizer", self.optimizer, tuple(recipes.OPTIMIZERS))
         if self.epochs < 1:
             raise RunError(f"--epochs={self.epochs}: a run trains at least 1 epoch; to evaluate a trained model use "
@@ -127,8 +129,9 @@ class RunConfig:
     def name(self) -> str:
         """The run directory's name: `run_name` (a plain folder name), or one made from the configuration."""
         if self.run_name is None:
+            mode = "" if self.input_mode == "floor" else f"_{self.input_mode}"
             adv = "_adv" if self.adv_train else ""
-            return f"{self.dataset}_{self.arch}_{self.precision}_{self.input_bits}b{adv}_s{self.seed}"
+            return f"{self.dataset}_{self.arch}_{self.precision}_{self.input_bits}b{mode}{adv}_s{self.seed}"
         name = self.run_name
         if not name or name in (".", "..") or "/" in name or (os.altsep and os.altsep in name) or name.startswith("."):
             raise RunError(f"--run_name={name!r} must be a plain folder name inside --output_dir (no '/', not '..' or "

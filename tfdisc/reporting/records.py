@@ -53,6 +53,7 @@ class RunRecord:
     test_examples: int
     epochs: int
     sweep: dict
+    input_mode: str = "floor"
     subset: str = "random"
     attacks: dict = dataclasses.field(default_factory=dict)
     worst_case: dict | None = None

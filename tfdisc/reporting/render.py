@@ -9,12 +9,14 @@ REPORT.md: every section comes from the records.
 import collections
 import dataclasses
 import shlex
-import statistics
 from pathlib import Path
 
 from tfdisc import eps as eps_lib
 from tfdisc import models, plotting, presets
+from tfdisc.reporting import fit as fit_lib
 from tfdisc.reporting import ledger as ledger_lib
+from tfdisc.reporting import protocols as protocols_lib
+from tfdisc.reporting import stats
 from tfdisc.reporting import study as study_lib
 from tfdisc.reporting.records import RunRecord
 
@@ -79,9 +81,9 @@ def results_table(records: list[RunRecord], dataset: str) -> str:
         ATTACK_TITLES[n] for n in extra] for e in eps_list]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in _rows(records):
-        values = [r.clean_accuracy] + [r.fgsm_at(e) for e in eps_list] + [
-            r.attack_at(name, e) for name in extra for e in eps_list]
-        cells = [r.label, f"{r.input_bits}-bit"] + ["–" if v is None else f"{100 * v:.1f}" for v in values]
+        values = [(r.clean_accuracy, r.test_examples)] + [(r.fgsm_at(e), r.test_examples) for e in eps_list] + [
+            (r.attack_at(name, e), r.attack_examples or r.test_examples) for name in extra for e in eps_list]
+        cells = [r.label, f"{r.input_bits}-bit"] + [_measured(v, n, dataset) for v, n in values]
         lines.append("| " + " | ".join(cells) + " |")
     rows_by_note = {}  # how the report beyond FGSM ran -> the rows it ran on
     for r in _rows(records):
@@ -97,6 +99,13 @@ def results_table(records: list[RunRecord], dataset: str) -> str:
         lines += ["", named[0].upper() + named[1:] + " (over every attack run: " + ", ".join(sorted({
             n for r in records for n in r.attacks})) + ") on " + "; ".join(notes) + "."]
     return "\n".join(lines)
+
+
+def _measured(value, examples, dataset) -> str:
+    """An accuracy in %, with its 95% Wilson interval when measured on a subset of the test set; "–" for None."""
+    if value is None:
+        return "–"
+    return stats.measured(value, examples, subset=examples < presets.get(dataset).test_size).text()
 
 
 def _budget_folder(budget: str) -> str:
@@ -146,10 +155,11 @@ def evaluation_section(evaluation: dict, options: ReportOptions) -> str:
              + f"surrogate `{evaluation.get('surrogate')}`; {evaluation['seconds']:.0f} s.", "",
              f"Command: `{command}`", "",
              "| ε | " + " | ".join(names) + " | worst case |", "|---|" + "---|" * (len(names) + 1)]
+    dataset, examples = evaluation["dataset"], evaluation["examples"]
     for i, e in enumerate(evaluation["eps"]):
-        parts.append(f"| {eps_lib.label(e, evaluation['dataset'])} | " + " | ".join(
-            f"{100 * evaluation['attacks'][n]['accuracy'][i]:.1f}" for n in names)
-            + f" | {100 * evaluation['worst_case']['accuracy'][i]:.1f} |")
+        parts.append(f"| {eps_lib.label(e, dataset)} | " + " | ".join(
+            _measured(evaluation["attacks"][n]["accuracy"][i], examples, dataset) for n in names)
+            + f" | {_measured(evaluation['worst_case']['accuracy'][i], examples, dataset)} |")
     parts += ["", "| check | result | detail |", "|---|---|---|"]
     parts += [f"| {c['check']} | {'pass' if c['passed'] else '**FAIL**'} | {c['detail']} |"
               for c in evaluation["checks"]]
@@ -157,73 +167,193 @@ def evaluation_section(evaluation: dict, options: ReportOptions) -> str:
     return "\n".join(parts + ["", f"Verdict: {verdict}.", ""])
 
 
-def _crossing(eps, accuracy, target):
-    """The ε where a falling accuracy curve meets `target`, interpolated linearly; None if it never does."""
-    for (e0, a0), (e1, a1) in zip(zip(eps, accuracy), zip(eps[1:], accuracy[1:])):
-        if a0 >= target >= a1 and a0 > a1:
-            return e0 + (e1 - e0) * (a0 - target) / (a0 - a1)
-    return None
-
-
 def study_run(records: list[RunRecord], cell: study_lib.StudyCell) -> RunRecord | None:
-    """Our run of a study cell's model, a full budget preferred; None if there is none."""
-    return ledger_lib.preferred([r for r in records if cell.matches(r)])
+    """Our run of a study cell's model: at the cell's own budget (its table's epochs, every training image) if we
+    have one, else the closest to it; None if there is none."""
+    runs = [r for r in records if cell.matches(r)]
+    at_budget = [r for r in runs if r.epochs == (cell.epochs or r.epochs) and not r.train_examples]
+    return (at_budget or sorted(runs, key=lambda r: (r.train_examples is not None, abs(r.epochs - (cell.epochs or 0))))
+            or [None])[0]
 
 
-def column_eps(records, study):
-    """{(dataset, column): (ε, reasoning)}: each adversarial column's ε, where our full-precision 8-bit curves meet
-    the study's numbers (the model least sensitive to our design choices), median over its cells, on our grid."""
-    found = collections.defaultdict(list)
+def _budget_note(run: RunRecord | None, cell: study_lib.StudyCell) -> str:
+    if run is None:
+        return "not run"
+    if (run.epochs == cell.epochs or cell.epochs is None) and not run.train_examples:
+        return f"{run.epochs} epochs" + (", as the study" if cell.epochs else "")
+    images = f", {run.train_examples} training images" if run.train_examples else ""
+    return f"{run.epochs} epochs{images} (the study: {cell.epochs})"
+
+
+def _table_groups(study):
+    """{(table, dataset): [cells]} in the study's order."""
+    groups = {}
     for cell in study:
+        groups.setdefault((cell.table, cell.dataset), []).append(cell)
+    return groups
+
+
+def _fit_rows(cells, curve_of):
+    """fit.Row per model of `cells` whose curve `curve_of(cell)` gives (None: no run at the study's budget)."""
+    rows = {}
+    for cell in cells:
+        curve = curve_of(cell)
+        if curve is not None:
+            rows.setdefault(cell.model_label, fit_lib.Row(cell.model_label, curve, {}))
+            rows[cell.model_label].cells[cell.column] = cell.accuracy
+    return list(rows.values())
+
+
+def _adversarial_columns(cells):
+    return sorted({c.column for c in cells if c.column != "clean"})
+
+
+def table_fits(records, study):
+    """{(table, dataset): [ColumnFit]} of every study table with adversarial columns, against our runs at the
+    study's budget (standard protocol)."""
+    def curve_of(cell):
         run = study_run(records, cell)
-        if cell.column == "clean" or run is None or cell.key[2:] != ("full", 8, False) or \
-                ledger_lib.reduced_budget(run):
-            continue
-        crossing = _crossing(run.sweep["eps"], run.sweep["accuracy"], cell.accuracy)
-        if crossing is not None:
-            found[(cell.dataset, cell.column)].append((crossing, cell))
-    inferred = {}
-    for (dataset, column), crossings in found.items():
-        middle = statistics.median(c for c, _ in crossings)
-        nearest = min(presets.get(dataset).sweep_eps, key=lambda e: abs(e - middle))
-        reasoning = "; ".join(f"{c.arch} full 8-bit meets the study's {pct(c.accuracy)} at ε≈{e:.3f}"
-                              for e, c in crossings)
-        inferred[(dataset, column)] = (nearest, f"{reasoning} → ε={eps_lib.label(nearest, dataset)} (nearest on "
-                                                f"our grid)")
-    return inferred
+        return run.sweep if run is not None and run.epochs == (cell.epochs or run.epochs) and \
+            not run.train_examples else None
+
+    return {key: fit_lib.fit_table(_fit_rows(cells, curve_of), _adversarial_columns(cells),
+                                   presets.get(key[1]).sweep_eps)
+            for key, cells in _table_groups(study).items() if _adversarial_columns(cells)}
 
 
-def study_section(records, study, options):
-    """The study's transcribed cells beside ours, with the ε inferred for each adversarial column."""
-    inferred = column_eps(records, study)
+def _cell_text(study_value, ours):
+    if ours is None:
+        return f"{100 * study_value:.1f} / –"
+    return f"{100 * study_value:.1f} / {100 * ours:.1f} ({100 * (ours - study_value):+.1f})"
+
+
+def _dataset_title(dataset):
+    return {"mnist": "MNIST", "cifar10": "CIFAR-10"}.get(dataset, dataset)
+
+
+def study_tables_section(records, study, options):
+    """One table per study table: each of the study's cells beside ours at the fitted ε, and the difference."""
+    fits = table_fits(records, study)
     parts = ["## The study beside us", "",
-             f"The study's cells transcribed so far (`{options.study_path}`; its source column says where each number "
-             "comes from), next to our run of the same model (full budget where we have one). The study's ε column "
-             "headers are lost in the text we have; each adversarial column's ε is inferred from our full-precision "
-             "8-bit FGSM curve, the model least sensitive to our design choices: the ε where that curve meets the "
-             "study's number.", ""]
-    columns = sorted({(c.dataset, c.column) for c in study if c.column != "clean"})
-    parts += [f"- {dataset} `{column}`: " + (inferred[(dataset, column)][1] if (dataset, column) in inferred else
-                                             "not inferred yet (no full-budget full-precision 8-bit run meets it)")
-              for dataset, column in columns]
-    parts += [f"- {dataset}: none of the study's adversarial cells is transcribed yet, so its ε columns cannot be "
-              f"inferred; add them to `{options.study_path}` and rerun with `--report_only`"
-              for dataset in sorted({c.dataset for c in study} - {d for d, _ in columns})] + [""]
-    parts += ["| table | data set | model | column | ε | the study | ours | our run's budget |",
-              "|---|---|---|---|---|---|---|---|"]
-    for cell in study:
-        run = study_run(records, cell)
-        eps = None if cell.column == "clean" else inferred.get((cell.dataset, cell.column), (None,))[0]
-        ours = None
-        if run is not None and cell.column == "clean":
-            ours = run.clean_accuracy
-        elif run is not None and eps is not None:
-            ours = run.fgsm_at(eps)
-        eps_text = "–" if cell.column == "clean" else ("?" if eps is None else eps_lib.label(eps, cell.dataset))
-        budget = "not run" if run is None else (ledger_lib.reduced_budget(run) or f"full ({run.epochs} epochs)")
-        parts.append(f"| {cell.table} | {cell.dataset} | {cell.arch} {cell.model_label} | {cell.column} | "
-                     f"{eps_text} | {pct(cell.accuracy)} | {'–' if ours is None else pct(ours)} | {budget} |")
-    return "\n".join(parts + [""])
+             f"Every cell of the study's Tables 1–6, transcribed in `{options.study_path}` (its `setup` column quotes "
+             "the text that fixes each row's setup: data set, network, epochs, input bits, precision, adversarial "
+             "training), beside our run of the same model. Each cell reads *the study / ours (ours − the study)*, "
+             "in %. The study's ε column headers are lost in the text we have; each adversarial column's ε is the "
+             "one fitted below (least squares over our sweep grid, all rows of the table at once), and ours is our "
+             "FGSM accuracy (BPDA, every test image) there. The last column says which budget our run had.", ""]
+    by_table = {}
+    for (table, dataset), cells in _table_groups(study).items():
+        by_table.setdefault(table, []).append((dataset, cells))
+    for table, groups in by_table.items():
+        columns = sorted({c.column for _, cells in groups for c in cells}, key=lambda c: (c != "clean", c))
+        parts += [f"### Table {table}", ""]
+        heads = []
+        for column in columns:
+            fitted = {eps_lib.label(f.eps, d) for d, _ in groups for f in fits.get((table, d), []) if f.column == column}
+            heads.append(column if column == "clean" else f"{column} (ε {', '.join(sorted(fitted)) or '?'})")
+        parts += ["| model | " + " | ".join(heads) + " | our run |", "|---|" + "---|" * (len(columns) + 1)]
+        for dataset, cells in groups:
+            eps_of = {f.column: f.eps for f in fits.get((table, dataset), [])}
+            for label in dict.fromkeys(c.model_label for c in cells):
+                row = {c.column: c for c in cells if c.model_label == label}
+                first = next(iter(row.values()))
+                run = study_run(records, first)
+                texts = []
+                for column in columns:
+                    cell = row.get(column)
+                    if cell is None:
+                        texts.append("")
+                        continue
+                    ours = None
+                    if run is not None:
+                        ours = run.clean_accuracy if column == "clean" else (
+                            run.fgsm_at(eps_of[column]) if column in eps_of else None)
+                    texts.append(_cell_text(cell.accuracy, ours))
+                parts.append(f"| {_dataset_title(dataset)} {first.arch} {label} | " + " | ".join(texts)
+                             + f" | {_budget_note(run, first)} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def fit_section(records, study, protocol_records):
+    """The lost ε recovered per table and data set, with each cell's residual, and the protocol hypotheses."""
+    fits = table_fits(records, study)
+    groups = _table_groups(study)
+    parts = ["## The lost ε, recovered by fitting", "",
+             "For each table and data set, each adversarial column's ε is the point of our sweep grid that minimizes "
+             "the squared differences between our FGSM curves and the study's cells, summed over every row we have "
+             "a run of at the study's budget. A residual is ours − the study's, in points, at the fitted ε. A column "
+             f"fits when every residual is within {100 * fit_lib.FIT_TOLERANCE:.0f} points (`tfdisc.reporting.fit`).",
+             ""]
+    for (table, dataset), column_fits in fits.items():
+        rows = sorted({label for f in column_fits for label in f.residuals})
+        parts += [f"### Table {table}, {_dataset_title(dataset)}", ""]
+        if not column_fits:
+            parts += ["No row of this table has a run at the study's budget yet.", ""]
+            continue
+        parts += ["| column | fitted ε | " + " | ".join(f"residual, {r}" for r in rows) + " | squared error | fits |",
+                  "|---|---|" + "---|" * len(rows) + "---|---|"]
+        for f in column_fits:
+            cells = [f"{100 * f.residuals[r]:+.1f}" if r in f.residuals else "–" for r in rows]
+            parts.append(f"| {f.column} | {eps_lib.label(f.eps, dataset)} | " + " | ".join(cells)
+                         + f" | {1e4 * f.sse:.0f} | {'yes' if f.fits else '**no**'} |")
+        within, total = fit_lib.cells_within(column_fits)
+        failing = [f.column for f in column_fits if not f.fits]
+        parts += ["", f"Total squared error {1e4 * fit_lib.total_error(column_fits):.0f} points²; {within} of {total} "
+                      "cells within the tolerance. " + (
+                          "One ε per column fits every row." if not failing else
+                          f"No single ε fits column{'s' if len(failing) > 1 else ''} {', '.join(failing)}: at any one "
+                          "ε of our grid, some rows sit more than the tolerance from the study's."), ""]
+        parts += _protocol_lines(table, dataset, groups[(table, dataset)], protocol_records)
+    return "\n".join(parts)
+
+
+def _protocol_lines(table, dataset, cells, protocol_records):
+    """The hypotheses' fits of one table and data set, from the protocol records (a run of another network of the
+    data set stands in where the study's is not run, and says so)."""
+    mine = [r for r in protocol_records if r.dataset == dataset]
+    if not mine:
+        return []
+
+    def record_for(hypothesis, cell):
+        same = [r for r in mine if r.hypothesis == hypothesis and r.key[2:] == cell.key[2:]]
+        exact = [r for r in same if r.arch == cell.arch and r.epochs == cell.epochs]
+        return (exact or same or [None])[0]
+
+    lines = ["Protocol hypotheses, each fitted the same way to the curves of runs evaluated under it "
+             "(`scripts/study_protocols.py`, `tfdisc.evaluation.protocols`):", "",
+             "| hypothesis | runs | fitted ε per column | cells within the tolerance | squared error |",
+             "|---|---|---|---|---|"]
+    scores = {}
+    for hypothesis, (_, _, supposes) in protocols_lib.HYPOTHESES.items():
+        used = {}
+
+        def curve_of(cell, hypothesis=hypothesis, used=used):
+            found = record_for(hypothesis, cell) or (record_for("standard", cell) if hypothesis == "round_quantizer"
+                                                      and cell.input_bits == 8 else None)
+            if found is not None:
+                used[found.run] = f"{found.arch}, {found.epochs} epochs"
+            return None if found is None else found.curve
+
+        rows = _fit_rows(cells, curve_of)
+        column_fits = fit_lib.fit_table(rows, _adversarial_columns(cells), presets.get(dataset).sweep_eps)
+        if not column_fits:
+            continue
+        within, total = fit_lib.cells_within(column_fits)
+        scores[hypothesis] = (within, total, fit_lib.total_error(column_fits))
+        runs = ", ".join(sorted(set(used.values())))
+        lines.append(f"| {hypothesis}: {supposes} | {len(rows)} rows ({runs}) | " + ", ".join(
+            f"{f.column} {eps_lib.label(f.eps, dataset)}" for f in column_fits) + f" | {within} of {total} | "
+            f"{1e4 * fit_lib.total_error(column_fits):.0f} |")
+    if not scores:
+        return []
+    best = min(scores, key=lambda h: (-scores[h][0] / scores[h][1], scores[h][2]))
+    within, total, _ = scores[best]
+    verdict = (f"{best} explains every fitted cell" if within == total else
+               f"no hypothesis explains every cell; {best} comes closest ({within} of {total} cells within the "
+               "tolerance)")
+    return lines + ["", f"Verdict (rule: a protocol explains a table when all its fitted cells are within "
+                        f"{100 * fit_lib.FIT_TOLERANCE:.0f} points of the study's): {verdict}.", ""]
 
 
 ACTIVATION_EXAMPLES = 1000
@@ -260,21 +390,20 @@ def fig6_section(analyses, records, options):
 
 
 def ledger_section(records, study, analyses):
-    """The claim ledger as a table: claim, source, rule, a verdict per attack, and the evidence."""
+    """The claim ledger as a table: claim, the study's words, rule, a verdict per attack, and the evidence."""
     rows = ledger_lib.ledger(records, study, analyses)
     parts = ["## The study's claims, judged", "",
-             "Each claim, then the rule that judges it, computed by `tfdisc.reporting.ledger` from the results above; "
-             "one verdict under FGSM (the study's attack) and one under the AutoAttack worst case. Source \"abstract\" "
-             "marks claims the study's abstract makes (arXiv:1902.03151); \"IEEE Access abstract\" marks the two that "
-             "the abstract of its published version (IEEE Access 7, 2019, doi:10.1109/ACCESS.2019.2919463) adds; the "
-             "others follow issue 12's list, in our words, until the study's text is transcribed. A gate checks "
-             "the runs first: a claim is *not run* on a setup when a run or attack it needs is missing; otherwise it "
-             f"is *inconclusive* when a run it needs had a reduced budget or sits more than "
-             f"{100 * ledger_lib.CLEAN_GAP:.0f} points of clean accuracy below the study's (where the study's clean "
-             "accuracy is transcribed), and its numbers follow \"not judged\". "
-             f"\"Beats\" means by more than {100 * ledger_lib.MARGIN['margin']:.0f} points.", "",
-             "| # | the study's claim | source | rule | verdict under FGSM | verdict under AutoAttack (worst case) | "
-             "evidence |", "|---|---|---|---|---|---|---|"]
+             "Each claim in a few words, then in the study's own words with the line of its text they come from "
+             "(arXiv:1902.03151 as extracted in `../shared/study/`; \"[…]\" marks math the extraction lost), then "
+             "the rule that judges it, computed by `tfdisc.reporting.ledger` from the results above; one verdict under "
+             "FGSM (the study's attack) and one under the AutoAttack worst case. A gate checks the runs first: a "
+             "claim is *not run* on a setup when a run or attack it needs is missing; otherwise it is *inconclusive* "
+             "when a run it needs had a reduced budget or sits more than "
+             f"{100 * ledger_lib.CLEAN_GAP:.0f} points of clean accuracy below the study's, and its numbers follow "
+             f"\"not judged\". Every rule also reads: {ledger_lib.INTERVAL_RULE}. \"Beats\" means by more than "
+             f"{100 * ledger_lib.MARGIN['margin']:.0f} points.", "",
+             "| # | the claim | the study's words (line) | rule | verdict under FGSM | verdict under AutoAttack (worst "
+             "case) | evidence |", "|---|---|---|---|---|---|---|"]
     for number, (claim, judged) in enumerate(rows, 1):
         verdicts = [judged.get(name, judged.get("clean", ("–", "")))[0] for name in ledger_lib.ATTACKS.values()]
         if "clean" in judged or "AutoAttack" not in judged:
@@ -282,8 +411,8 @@ def ledger_section(records, study, analyses):
         elif "FGSM" not in judged:
             verdicts[0] = "– (AutoAttack against FGSM)"
         evidence = " ".join(f"*{name}:* {detail}" for name, (_, detail) in judged.items())
-        parts.append(f"| {number} | {claim.words} | {claim.source} | {claim.rule_text} | {' | '.join(verdicts)} | "
-                     f"{evidence} |")
+        parts.append(f"| {number} | {claim.summary} | “{claim.words}” ({claim.line}) | {claim.rule_text} | "
+                     f"{' | '.join(verdicts)} | {evidence} |")
     return "\n".join(parts + [""])
 
 
@@ -307,7 +436,7 @@ def groups(records: list[RunRecord]) -> dict:
 
 
 def report(records: list[RunRecord], study: list, evaluations: list[dict], analyses: dict,
-           options: ReportOptions) -> str:
+           options: ReportOptions, protocol_records: list = ()) -> str:
     """REPORT.md: the introduction, a section per group of runs, the study beside us, the ledger, Fig. 6, the
     robustness reports of `scripts/evaluate.py`, and the notes."""
     parts = ["# Reproduction report", "",
@@ -316,12 +445,14 @@ def report(records: list[RunRecord], study: list, evaluations: list[dict], analy
              "discretization (BPDA, `gradient=identity`). FGSM is a single-step attack, so its numbers are upper "
              "bounds on robustness. PGD, AutoAttack and worst-case columns, where present, come from the robustness "
              "report on the subset stated below the table; each claim is judged under FGSM and, where every model "
-             f"it involves was attacked, under AutoAttack. {_adversarial_training_note()} Generated by "
+             "it involves was attacked, under AutoAttack. A number measured on a subset of the test set carries its "
+             f"95% interval (Wilson) in brackets. {_adversarial_training_note()} Generated by "
              "`scripts/reproduce_paper.py` from the runs' records (`results.json`, `config.json`, `history.csv`, "
              "committed under `runs/paper/`); their models and checkpoints are not committed.", ""]
     found = groups(records)
     parts += [group_section(*key, found[key], options) for key in sorted(found, key=_group_order)]
-    parts += [study_section(records, study, options), ledger_section(records, study, analyses)]
+    parts += [study_tables_section(records, study, options), fit_section(records, study, protocol_records),
+              ledger_section(records, study, analyses)]
     fig6 = fig6_section(analyses, records, options)
     parts += [fig6] if fig6 else []
     if evaluations:
@@ -370,13 +501,16 @@ def _glance_table(records, dataset, arch, caption, column):
     recipe = f" (`--recipe={', '.join(recipes)}`)" if recipes else ""
     lines = [f"{caption} trained for {rows[0][1].epochs} epochs on all training images{recipe}; "
              "FGSM with straight-through (BPDA) gradients on the whole test set, AutoAttack (standard cascade) on the "
-             "subset REPORT.md states.", "",
+             "subset REPORT.md states, with its 95% interval.", "",
              f"| {column}, accuracy % | clean | " + " | ".join(
                  f"{a} ε={eps_lib.label(e, dataset)}" for e in eps for a in ("FGSM", "AutoAttack")) + " |",
              "|---|---|" + "---|" * 2 * len(eps)]
     for name, run in rows:
-        cells = [run.clean_accuracy] + [v for e in eps for v in (run.fgsm_at(e), run.attack_at("autoattack", e))]
-        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
+        cells = [_measured(run.clean_accuracy, run.test_examples, dataset)] + [
+            text for e in eps for text in (_measured(run.fgsm_at(e), run.test_examples, dataset),
+                                           _measured(run.attack_at("autoattack", e),
+                                                     run.attack_examples or run.test_examples, dataset))]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

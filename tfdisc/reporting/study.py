@@ -11,10 +11,10 @@ COLUMNS = ("table", "dataset", "arch", "precision", "input_bits", "adv_train", "
 
 @dataclasses.dataclass(frozen=True)
 class StudyCell:
-    """One number of the study: which table, which model (the setup its row implies), which column, the accuracy
-    (a fraction), and where the number comes from."""
+    """One number of the study: which table, which model (the setup its row implies, and the words that imply it),
+    which column, the accuracy (a fraction), and where the number comes from."""
 
-    table: str
+    table: int
     dataset: str
     arch: str
     precision: str
@@ -24,6 +24,7 @@ class StudyCell:
     column: str
     accuracy: float
     source: str
+    setup: str = ""  # the study's words that fix the row's setup
 
     @property
     def key(self) -> tuple:
@@ -49,10 +50,10 @@ def load_study(path: str | os.PathLike) -> list[StudyCell]:
         for line, row in enumerate(reader, 2):
             try:
                 cells.append(StudyCell(
-                    table=row["table"], dataset=row["dataset"], arch=row["arch"], precision=row["precision"],
+                    table=int(row["table"]), dataset=row["dataset"], arch=row["arch"], precision=row["precision"],
                     input_bits=int(row["input_bits"]), adv_train={"yes": True, "no": False}[row["adv_train"]],
                     epochs=int(row["epochs"]) if row["epochs"] else None, column=row["column"],
-                    accuracy=float(row["accuracy"]) / 100, source=row["source"]))
+                    accuracy=float(row["accuracy"]) / 100, source=row["source"], setup=row.get("setup") or ""))
             except (KeyError, ValueError) as error:
                 raise RecordError(f"{path}, line {line}: cannot read the cell {dict(row)} ({error}); input_bits and "
                                   "epochs are ints, adv_train is yes or no, accuracy a percentage.") from None

@@ -1,0 +1,36 @@
+"""Evaluate trained runs under every protocol hypothesis and record the curves for REPORT.md's ε fit.
+
+    python scripts/study_protocols.py --runs=runs/protocol --data_dir=../shared/data
+
+Each run directory under --runs (one with saved_model/ and results.json) is evaluated on its whole test set at the
+data set's sweep grid under each hypothesis that applies to it (`tfdisc.reporting.protocols.HYPOTHESES`); the
+curves go to --output_dir/protocols/<run>_<hypothesis>.json, where `scripts/reproduce_paper.py` reads them.
+"""
+
+from pathlib import Path
+
+from absl import flags, logging
+
+from tfdisc import cli
+from tfdisc.reporting import protocols
+
+GROUP = "protocols"
+cli.flag(GROUP, flags.DEFINE_string, "runs", "runs/protocol", "Folder of run directories to evaluate.")
+cli.flag(GROUP, flags.DEFINE_string, "data_dir", None, "Data folder (see tfdisc.datasets).")
+cli.flag(GROUP, flags.DEFINE_string, "output_dir", "runs/paper", "The report's runs folder; records go to its "
+         "protocols/ subfolder.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    run_dirs = sorted(p.parent for p in Path(FLAGS.runs).glob("*/results.json") if (p.parent / "saved_model").is_dir())
+    if not run_dirs:
+        raise ValueError(f"No run directory with results.json and saved_model/ under --runs={FLAGS.runs}.")
+    for run_dir in run_dirs:
+        written = protocols.evaluate_run(str(run_dir), FLAGS.data_dir, str(Path(FLAGS.output_dir) / "protocols"))
+        logging.info("%s: %s", run_dir.name, ", ".join(r.hypothesis for r in written))
+
+
+if __name__ == "__main__":
+    cli.run(main)
