@@ -53,14 +53,27 @@ def test_bad_arguments_raise(mnist_small):
 def test_progress_log_gives_epoch_and_run_eta(mnist_small, caplog):
     x, y, _, _ = mnist_small
     model = _model()
-    with caplog.at_level("INFO", logger="tfdisc.progress"):
+    with caplog.at_level("INFO", logger="tfdisc"):
         model.fit(x[:500], y[:500], batch_size=100, epochs=3, verbose=0, callbacks=[ProgressLog(interval=0)])
     lines = [r.getMessage() for r in caplog.records]
     first_epoch = [line for line in lines if line.startswith("Epoch 1: ")]
     assert first_epoch[0].startswith("Epoch 1: 1/5 steps") and "run ETA" in first_epoch[0]
     assert first_epoch[0].endswith("2 epoch(s) after this one")
     assert any(line.startswith("Epoch 3: 5/5 steps") and line.endswith("0 epoch(s) after this one") for line in lines)
-    assert any(line.startswith("Training: 3/3 epochs") for line in lines)
+    assert any(line.startswith("Epoch 3 of 3 done in") for line in lines)
+
+
+def test_a_resumed_run_counts_epochs_as_the_logs_and_history_do(caplog):
+    log = ProgressLog(interval=0)
+    log.set_params({"epochs": 5, "steps": 10})
+    log.on_train_begin()
+    with caplog.at_level("INFO", logger="tfdisc"):
+        log.on_epoch_begin(2)  # resumed after two epochs: this is epoch 3 of 5
+        log.on_train_batch_end(9)
+        log.on_epoch_end(2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("Epoch 3: 10/10 steps") and lines[0].endswith("2 epoch(s) after this one")
+    assert lines[-1].startswith("Epoch 3 of 5 done in") and "run ETA" in lines[-1]
 
 
 def test_run_eta_uses_the_last_finished_epoch(monkeypatch, caplog):

@@ -49,14 +49,18 @@ def run_script(dataset, **overrides):
 def test_every_script_runs_one_epoch_on_mock_data(tmp_path, name, precision):
     (tmp_path / "tfds").mkdir()
     with tfds.testing.mock_data(num_examples=8):
-        # XLA only in the isolated ImageNet run: compiling the CIFAR nets' steps costs more than it saves, and
-        # every XLA-compiled run keeps about 70 MB in this process (TensorFlow never evicts its XLA cache).
+        # CIFAR-100 and ImageNet, whose real budgets are GPU work, run under MirroredStrategy over the two logical
+        # CPU devices of conftest.py, as on a multi-GPU machine. XLA only in the isolated MNIST-sized runs: every
+        # XLA-compiled run keeps about 70 MB in this process (TensorFlow never evicts its XLA cache).
+        distributed = name in ("cifar100", "imagenet")
         results, run_dir = run_script(
             SCRIPTS[name], precision=precision, epochs=1, batch_size=4, input_bits=2, adv_train=True,
-            train_examples=8, test_examples=8, jit_compile=name == "imagenet",
+            train_examples=8, test_examples=8, jit_compile=False,
+            distribute="mirrored" if distributed else "none", cpu_devices=2 if distributed else 1,
             data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "runs"), sweep_eps="0,8/255", export=False,
             recipe="reference" if name.startswith("cifar") else "constant")  # reference: augmented CIFAR batches
     assert results["dataset"] == SCRIPTS[name] and results["precision"] == precision
+    assert results["replicas"] == (2 if distributed else 1)
     assert results["adv_settings"] == {"eps": presets.get(SCRIPTS[name]).adv_eps,
                                        "alpha": presets.get(SCRIPTS[name]).adv_alpha, "ratio": 0.5}
     assert results["test_examples"] == 8 and len(results["sweep"]["accuracy"]) == 2

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import logging
 import math
 import os
 import time
@@ -202,35 +203,34 @@ class ProgressLog(tf.keras.callbacks.Callback):
         self.interval = interval
 
     def on_train_begin(self, logs=None):
-        self._epochs = Progress("Training", self.params.get("epochs"), unit="epochs", interval=0)
-        self._first_epoch = self._last_epoch = None
+        self._total = self.params.get("epochs")
+        self._clock = Progress("Training", interval=0)  # its elapsed time
+        self._last_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._first_epoch is None:
-            self._first_epoch = epoch
-            self._epochs.total = (self._epochs.total or epoch + 1) - epoch
-        self._epoch_number = epoch + 1 - self._first_epoch
-        self._epoch_began = self._epochs.elapsed
+        self._epoch_began = self._clock.elapsed
         self._steps = Progress(f"Epoch {epoch + 1}", self.params.get("steps"), unit="steps", interval=self.interval)
+        self._left = (self._total or epoch + 1) - (epoch + 1)
 
     def _run_eta(self, steps_done):
         def note():
             per_epoch = self._last_epoch
             if per_epoch is None and self._steps.total:
                 per_epoch = self._steps.elapsed / steps_done * self._steps.total
-            left = self._epochs.total - self._epoch_number
             epoch_eta = self._steps.eta(steps_done)
             if per_epoch is None or epoch_eta is None:
                 return ""
-            return f"; run ETA {(epoch_eta + left * per_epoch) / 60:.1f} min, {left} epoch(s) after this one"
+            return f"; run ETA {(epoch_eta + self._left * per_epoch) / 60:.1f} min, {self._left} epoch(s) after this one"
         return note
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps.update(batch + 1, note=self._run_eta(batch + 1))
 
     def on_epoch_end(self, epoch, logs=None):
-        self._last_epoch = self._epochs.elapsed - self._epoch_began
-        self._epochs.update(epoch + 1 - self._first_epoch)
+        self._last_epoch = self._clock.elapsed - self._epoch_began
+        eta = f", run ETA {self._left * self._last_epoch / 60:.1f} min" if self._left else ""
+        logging.getLogger(__name__).info("Epoch %d of %s done in %.0f s%s", epoch + 1, self._total or "?",
+                                         self._last_epoch, eta)
 
     def on_test_begin(self, logs=None):
         self._validation = Progress("Validation", self.validation_batches)

@@ -48,6 +48,25 @@ def plot_accuracy_vs_eps(curves, path, title):
         accuracy_figure(curves, title).savefig(f, format="png", dpi=120)
 
 
+def plot_accuracy_vs_epoch(curves, path, title, target=None):
+    """Draw {label: accuracy after each epoch} (epochs from 1), with a dashed line at `target`; save a PNG."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for label, accuracy in curves.items():
+        ax.plot(range(1, len(accuracy) + 1), accuracy, marker="o", markersize=3, label=label)
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {100 * target:.0f}%")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("clean accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with files.atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+
+
 def plot_activation_l1(results, path, title):
     """Draw {label: `tfdisc.analysis.activation_l1` result}: the mean |activation| per unit on clean and FGSM
     inputs (left), and the share of the clean L1 norm the attack changes, ‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁ (right)."""

@@ -68,6 +68,14 @@ def _square(model, s):
                                                       p_init=s.square_p_init, seed=s.seed)
 
 
+def _discrete(model, s):
+    from tfdisc.certification import search  # certification builds on evaluation: imported when used
+    from tfdisc.models import without_discretization
+
+    plain = without_discretization(model)
+    return lambda x, y, eps, _: search.discrete_search(model, x, eps, y, plain=plain)
+
+
 def _transfer(model, s):
     if s.surrogate is None:
         raise ValueError("The transfer attack needs a surrogate model (e.g. a full-precision 8-bit model's SavedModel).")
@@ -82,9 +90,13 @@ ATTACKS = {attack.name: attack for attack in (
     Attack("apgd-t", _apgd("dlr", targeted=True), True, True, "targeted Auto-PGD on DLR, 9 target classes"),
     Attack("square", _square, False, True, "Square Attack: gradient-free, scores only, `square_queries` queries"),
     Attack("transfer", _transfer, False, False, "FGSM crafted on a surrogate model, evaluated on this one"),
+    Attack("discrete", _discrete, False, True, "greedy search over the discretized levels, exact forward passes "
+           "(models that discretize their input)"),
 )}
 # AutoAttack (Croce & Hein 2020) as a cascade: each stage attacks only the examples that survived the ones before.
-AUTOATTACK_VERSIONS = {"standard": ("apgd-ce", "apgd-t", "square"), "fast": ("apgd-ce", "apgd-dlr")}
+# "standard+discrete" adds the search in the discretized space as a last stage, for the survivors of the others.
+AUTOATTACK_VERSIONS = {"standard": ("apgd-ce", "apgd-t", "square"), "fast": ("apgd-ce", "apgd-dlr"),
+                       "standard+discrete": ("apgd-ce", "apgd-t", "square", "discrete")}
 AUTOATTACK_SETTINGS = {"apgd_iterations": 100, "apgd_restarts": 1, "apgd_target_classes": 9, "square_queries": 5000,
                        "square_p_init": 0.8}
 NAMES = (*ATTACKS, "autoattack")  # what a report can run

@@ -134,7 +134,7 @@ class RobustnessReport:
         masked = tf.zeros_like(clean)
         if white and broken:
             masked = tf.reduce_all(tf.stack([clean] + white), axis=0) & tf.reduce_any(tf.stack(broken), axis=0)
-        return tf.stack([_count(ok) for ok in correct + after] + [_count(survived), _count(masked)])
+        return tf.stack([_count(ok) for ok in correct + after] + [_count(survived), _count(masked)]), survived
 
     def _saturated(self, x, y, zero):
         """Of the `zero`-gradient examples, those whose logit margin still has a gradient: the float32
@@ -151,18 +151,18 @@ class RobustnessReport:
         nonfinite = tf.logical_not(tf.reduce_all(tf.math.is_finite(logits), axis=-1))
         zero = zero_rows(gradient)
         sign = direction(gradient)
-        per_eps = tf.map_fn(lambda e: self._at_eps(x, y, clean, sign, e), eps, fn_output_signature=tf.int64,
-                            parallel_iterations=1)
+        per_eps, survived = tf.map_fn(lambda e: self._at_eps(x, y, clean, sign, e), eps,
+                                      fn_output_signature=(tf.int64, tf.bool), parallel_iterations=1)
         return (tf.stack([_count(clean), _count(nonfinite), _count(zero), _count(self._saturated(x, y, zero)),
-                          tf.size(y, tf.int64)]), per_eps)
+                          tf.size(y, tf.int64)]), per_eps, survived)
 
-    def __call__(self, data, eps_values, *, large_eps=None, tolerance=0.01):
+    def __call__(self, data, eps_values, *, large_eps=None, tolerance=0.01, survivors=False):
         """The report over `data` at every ε of `eps_values` (see `robustness_report`)."""
         eps = eps_lib.values(eps_values)
         data = as_dataset(data)
         if self.model is not self._latent:
             sync_quantized_kernels(self._latent, self.model)
-        totals, per_eps, batches = np.zeros(5, np.int64), 0, 0
+        totals, per_eps, batches, kept = np.zeros(5, np.int64), 0, 0, []
         names = [name for name, _ in self._standalone] + [f"autoattack/{name}" for name, _ in self._stages]
         progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", chunk_size(data)[1])
         # One trace for any batch size and number of ε: calls below match this relaxed signature.
@@ -170,8 +170,9 @@ class RobustnessReport:
         eps_tensor = tf.constant(eps, tf.float32)
         with checks.clear_errors():
             for x, y in data:
-                batch_totals, batch_per_eps = self._batch_counts(x, y, eps_tensor)
+                batch_totals, batch_per_eps, batch_survived = self._batch_counts(x, y, eps_tensor)
                 totals, per_eps = totals + batch_totals.numpy(), per_eps + batch_per_eps.numpy()
+                kept.append(batch_survived.numpy())
                 check_finite_logits(int(totals[1]), int(totals[4]))
                 batches += 1
                 progress.update(batches)
@@ -200,6 +201,8 @@ class RobustnessReport:
                                                tolerance=tolerance)
         result["masking_suspected"] = not all(c["passed"] for c in result["checks"])
         result["seconds"] = progress.elapsed
+        if survivors:  # per ε, which examples survived everything (clean included): for `tfdisc.certification`
+            result["survivors"] = np.concatenate(kept, axis=1) if kept else np.zeros((len(eps), 0), bool)
         return result
 
 

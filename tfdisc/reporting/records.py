@@ -6,6 +6,7 @@ older schema versions are read as the current one (fields they lack get the valu
 A record that is not valid JSON, or lacks a field, fails with `RecordError` naming the file and the field.
 """
 
+import csv
 import dataclasses
 import json
 import os
@@ -75,6 +76,7 @@ class RunRecord:
     command: str = dataclasses.field(default="", metadata={"provenance": True})
     evaluation_command: str = dataclasses.field(default="", metadata={"provenance": True})
     run_dir: str = dataclasses.field(default="", metadata={"provenance": True})
+    epoch_accuracy: list = dataclasses.field(default_factory=list, metadata={"provenance": True})  # history.csv
 
     @classmethod
     def from_json(cls, data: Any, source: str = "results.json") -> "RunRecord":
@@ -172,10 +174,24 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
     record.command = label.get("command", "")
     record.evaluation_command = label.get("evaluation_command", "")
     record.run_dir = str(run_dir)
+    record.epoch_accuracy = _epoch_accuracy(run_dir / "history.csv")
     if record.train_examples is None and (run_dir / "config.json").exists():  # runs before results.json recorded it
         config = read_json(run_dir / "config.json", "run configuration")
         record.train_examples = (config.get("flags") or {}).get("train_examples") if isinstance(config, dict) else None
     return record
+
+
+def _epoch_accuracy(path: Path) -> list[float]:
+    """The validation accuracy after each epoch, from a run's history.csv (epochs in order); [] without one."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        return [float(row["val_accuracy"]) for row in sorted(rows, key=lambda row: int(row["epoch"]))]
+    except (KeyError, ValueError, TypeError) as error:
+        raise RecordError(f"{path}: cannot read the validation accuracy of every epoch ({error}); the history is "
+                          "damaged. Restore it from the repository or rerun the run.") from None
 
 
 def load_runs(root: str | os.PathLike) -> list[RunRecord]:

@@ -1,0 +1,62 @@
+"""tfdisc.certification: no certified example is ever broken, and the bracket's bounds enclose the attacks'."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from certification_models import random_images, random_model
+from tfdisc import attacks, evaluation
+from tfdisc import certification as cert
+from tfdisc.certification import bounds, search
+
+
+@pytest.mark.parametrize("precision, seed", [("full", 6), ("bnn", 7), ("xnor", 8)])
+def test_no_certified_example_is_broken_by_any_attack_or_by_enumeration(precision, seed):
+    model = random_model("fcn2", precision, seed=seed)
+    x = random_images("fcn2", 48, seed=seed)
+    y = np.argmax(model(tf.constant(x), training=False), -1)  # every example starts correct: robustness decides
+    discretization = bounds.discretization_layer(model)
+    for eps in (0.01, 0.03):
+        found = cert.certify(model, (x, y), [eps], bound="crown-refined", enumeration_limit=2**10)
+        outcome = found["outcomes"][0]
+        certified = np.flatnonzero(outcome.status == "certified")
+        assert found["certified"][0] + found["broken"][0] + found["unknown"][0] == pytest.approx(1.0)
+        assert certified.size, "the test needs certified examples"
+        xc, yc = tf.constant(x[certified]), tf.constant(y[certified])
+        for x_adv in (attacks.projected_gradient_descent(model, xc, eps, eps / 4, 10, y=yc, n_restarts=2, seed=0),
+                      search.discrete_search(model, xc, eps, yc, steps=30)):
+            assert np.all(np.argmax(model(x_adv, training=False), -1) == y[certified])
+        low, high = (v.numpy() for v in bounds.level_box(discretization, x[certified], eps))
+        for i in range(len(certified)):
+            if search.input_count(discretization, low[i], high[i]) <= 2**12:
+                assert search.enumerate_box(model, discretization, low[i], high[i], y[certified][i])[0]
+
+
+def test_the_bracket_encloses_the_attacks(trained_2bit_fcn):
+    model, (x, y) = trained_2bit_fcn
+    eps = [0.05, 0.1]
+    found = cert.bracket(model, (x, y), eps, version="fast", bound="crown-refined", pgd_restarts=1)
+    report = evaluation.robustness_report(model, (x, y), eps, attacks=("fgsm", "pgd", "autoattack"), version="fast",
+                                          pgd_steps=10, pgd_restarts=1)
+    for i in range(len(eps)):
+        assert found["certified"][i] <= found["attacked"][i] <= report["clean_accuracy"]
+        assert found["certified"][i] <= report["worst_case"]["accuracy"][i]  # a lower bound holds against any attack
+        assert found["gap"][i] == pytest.approx(found["attacked"][i] - found["certified"][i])
+        assert found["attacked_examples"][i] <= len(y) * (1 - found["certified"][i]) + 1e-9
+
+
+@pytest.fixture(scope="module")
+def trained_2bit_fcn(mnist_small):
+    import tfdisc
+
+    x, y, x_test, y_test = mnist_small
+    tf.keras.utils.set_random_seed(0)
+    model = tfdisc.models.build_model("fcn2", input_bits=2, width=64, depth=2)
+    model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=100, epochs=2, verbose=0)
+    return model, (x_test[:60], y_test[:60])
+
+
+def test_a_bad_bound_is_named():
+    with pytest.raises(ValueError, match="Unknown bound 'milp'"):
+        cert.certify(random_model("fcn2", "full"), (random_images("fcn2", 2), np.zeros(2, int)), [0.1], bound="milp")

@@ -1,0 +1,145 @@
+"""tfdisc.certification.search: enumeration agrees with a mixed-integer program, branch and bound with enumeration,
+and the discrete search only ever reports real counterexamples inside the ball."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from certification_models import random_images, random_model
+from tfdisc.certification import bounds, crown, search
+
+scipy_optimize = pytest.importorskip("scipy.optimize")
+
+
+def _small_boxes(model, count, eps=0.06, max_free=9, seed=0):
+    """(image, label, low, high) of random images whose boxes hold at most 2^max_free inputs; labels are the model's
+    own predictions (so robustness is the question)."""
+    discretization = bounds.discretization_layer(model)
+    found, seed = [], seed
+    while len(found) < count:
+        x = random_images("fcn2", 32, seed=seed)
+        seed += 1
+        low, high = (v.numpy() for v in bounds.level_box(discretization, x, eps))
+        labels = np.argmax(model(tf.constant(x), training=False), -1)
+        for i in range(32):
+            if 0 < search.input_count(discretization, low[i], high[i]) <= 2 ** max_free and len(found) < count:
+                found.append((x[i], int(labels[i]), low[i], high[i]))
+    return found
+
+
+def _milp_min_margin(model, low, high, label):
+    """The smallest logit[label] − logit[j] over the box's level images, by a mixed-integer program (SciPy's milp,
+    HiGHS): integer level indices, each ReLU with a binary and big-M bounds from interval propagation."""
+    steps = crown.chain(model)
+    step = bounds.level_step(bounds.discretization_layer(model))
+    lo, hi = low.reshape(-1), high.reshape(-1)
+    levels = np.rint((hi - lo) / step).astype(int)
+    n_in = lo.size
+    # variables: level indices k (integer), then per ReLU layer: pre-activation z, post a, binary d
+    blocks, lows, highs, integrality = [("k", n_in)], list(np.zeros(n_in)), list(levels.astype(float)), [1] * n_in
+    a_low, a_high = lo, hi
+    affine_in = ("x",)
+    rows, row_low, row_high = [], [], []
+    sizes = {"k": n_in}
+    layers = []
+    for index, s in enumerate(steps[:-1]):
+        if s[0] == "affine":
+            w, b = (v.numpy() for v in s[1:])
+            c, r = (a_low + a_high) / 2, (a_high - a_low) / 2
+            z_low, z_high = c @ w + b - r @ np.abs(w), c @ w + b + r @ np.abs(w)
+            layers.append((w, b, z_low, z_high))
+            a_low, a_high = np.maximum(z_low, 0), np.maximum(z_high, 0)
+    w_out, b_out = (v.numpy() for v in steps[-1][1:])
+    # index layout
+    offsets, total = [], n_in
+    for w, b, zl, zh in layers:
+        m = w.shape[1]
+        offsets.append(total)
+        lows += list(zl) + [0.0] * m + [0.0] * m
+        highs += list(zh) + list(np.maximum(zh, 0)) + [1.0] * m
+        integrality += [0] * 2 * m + [1] * m
+        total += 3 * m
+    best = np.inf
+    for j in range(w_out.shape[1]):
+        if j == label:
+            continue
+        A, lb, ub = [], [], []
+        prev = ("input", None)
+        for layer_index, (w, b, zl, zh) in enumerate(layers):
+            m, o = w.shape[1], offsets[layer_index]
+            for unit in range(m):
+                row = np.zeros(total)
+                if layer_index == 0:  # z = (lo + step·k)·w + b
+                    row[:n_in] = -step * w[:, unit]
+                    constant = lo @ w[:, unit] + b[unit]
+                else:
+                    po = offsets[layer_index - 1]
+                    pm = layers[layer_index - 1][0].shape[1]
+                    row[po + pm: po + 2 * pm] = -w[:, unit]
+                    constant = b[unit]
+                row[o + unit] = 1.0
+                A.append(row), lb.append(constant), ub.append(constant)
+                a, z, d = o + m + unit, o + unit, o + 2 * m + unit
+                for coefficients, low_, high_ in (({a: 1, z: -1}, 0, np.inf),  # a ≥ z
+                                                  ({a: 1, z: -1, d: -zl[unit]}, -np.inf, -zl[unit]),  # a ≤ z − l(1−d)
+                                                  ({a: 1, d: -zh[unit]}, -np.inf, 0)):  # a ≤ u·d
+                    row = np.zeros(total)
+                    for key, value in coefficients.items():
+                        row[key] = value
+                    A.append(row), lb.append(low_), ub.append(high_)
+        o, m = offsets[-1], layers[-1][0].shape[1]
+        objective = np.zeros(total)
+        objective[o + m: o + 2 * m] = w_out[:, label] - w_out[:, j]
+        result = scipy_optimize.milp(objective, constraints=scipy_optimize.LinearConstraint(np.array(A), lb, ub),
+                                     integrality=np.array(integrality), bounds=scipy_optimize.Bounds(lows, highs))
+        assert result.success, result.message
+        best = min(best, result.fun + b_out[label] - b_out[j])
+    return best
+
+
+def _enumerated_min_margin(model, low, high, label):
+    discretization = bounds.discretization_layer(model)
+    step = bounds.level_step(discretization)
+    free = np.flatnonzero(high.reshape(-1) > low.reshape(-1) + step / 2)
+    levels = np.rint((high.reshape(-1) - low.reshape(-1)) / step).astype(int) + 1
+    grid = np.stack(np.meshgrid(*[np.arange(levels[i]) for i in free], indexing="ij"), -1).reshape(-1, len(free))
+    images = np.repeat(low.reshape(1, -1), len(grid), 0)
+    images[:, free] += grid * step
+    logits = model(tf.constant(images.reshape((-1,) + low.shape), tf.float32), training=False).numpy()
+    return np.min(logits[:, label][:, None] - np.delete(logits, label, axis=1)), logits
+
+
+def test_the_exact_answer_agrees_with_a_mixed_integer_program():
+    model = random_model("fcn2", "full", seed=3)
+    for x, label, low, high in _small_boxes(model, 4, seed=3):
+        exact, _ = _enumerated_min_margin(model, low, high, label)
+        assert _milp_min_margin(model, low, high, label) == pytest.approx(exact, abs=1e-3)
+        robust, counterexample = search.enumerate_box(model, bounds.discretization_layer(model), low, high, label)
+        assert robust == (exact > 0)
+        if not robust:
+            assert np.argmax(model(counterexample[None], training=False)) != label
+
+
+@pytest.mark.parametrize("precision", ["full", "bnn"])
+def test_branch_and_bound_reaches_the_exact_verdict(precision):
+    model = random_model("fcn2", precision, seed=4)
+    discretization = bounds.discretization_layer(model)
+    for x, label, low, high in _small_boxes(model, 6, seed=4):
+        robust, _ = search.enumerate_box(model, discretization, low, high, label)
+        status, counterexample = search.branch_and_bound(model, discretization, low, high, label, time_limit=60)
+        assert status == ("certified" if robust else "broken")
+        if status == "broken":
+            assert np.all(low - 1e-6 <= counterexample) and np.all(counterexample <= high + 1e-6)  # level images
+            assert np.argmax(model(counterexample[None], training=False)) != label
+
+
+@pytest.mark.parametrize("precision", ["full", "bnn"])
+def test_the_discrete_search_stays_in_the_ball_and_its_breaks_are_real(precision):
+    model = random_model("fcn2", precision, seed=5)
+    x = random_images("fcn2", 64, seed=5)
+    y = np.argmax(model(tf.constant(x), training=False), -1)
+    for eps in (0.05, 0.2):
+        found = search.discrete_search(model, tf.constant(x), tf.constant(eps), tf.constant(y), steps=20).numpy()
+        assert np.all(np.abs(found - x) <= eps + 1e-6) and np.all((0 <= found) & (found <= 1))
+        broken = np.argmax(model(tf.constant(found), training=False), -1) != y
+        assert broken.any() or eps == 0.05  # at ε=0.2 a random net loses some examples

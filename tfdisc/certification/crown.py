@@ -1,0 +1,142 @@
+"""Linear relaxation bounds (CROWN, Zhang et al. 2018) on the logit margins of dense chains: each ReLU or sign between
+two affine maps is bounded by two lines over its pre-activation interval, and the margin's linear bound is carried
+back to the discretized input box, where it is minimized exactly.
+
+Intermediate pre-activation bounds come from interval propagation (as CROWN-IBP does) or, with `refine=True`, from
+backward passes of their own (full CROWN: tighter and slower). Only dense chains are covered (Flatten, Dense,
+BatchNormalization, ReLU, linear activations, sign input quantizers); convolutional models use interval bounds.
+"""
+
+import tensorflow as tf
+
+from tfdisc.certification import bounds as ibp
+
+
+def chain(model):
+    """The model after its discretization as a list of ("affine", W, b), ("relu",) and ("sign", quantizer) steps,
+    consecutive affine maps merged; UnsupportedLayer for anything else."""
+    steps = []
+
+    def affine(w, b):
+        if steps and steps[-1][0] == "affine":
+            _, w0, b0 = steps.pop()
+            w, b = w0 @ w, tf.linalg.matvec(w, b0, transpose_a=True) + b
+        steps.append(("affine", w, b))
+
+    started = False
+    for node in ibp._nodes(model):
+        layer = node.layer
+        if isinstance(layer, ibp.InputDiscretization):
+            started = True
+            continue
+        if not started or isinstance(layer, (tf.keras.layers.Flatten, tf.keras.layers.Identity)):
+            continue
+        if len(node.keras_inputs) != 1:
+            raise ibp.UnsupportedLayer(f"{layer.name}: linear relaxation covers chains only.")
+        if isinstance(layer, tf.keras.layers.Dense):
+            quantizer = getattr(layer, "input_quantizer", None)
+            if quantizer is not None:
+                steps.append(("sign", quantizer))
+            k = ibp.kernel(layer)
+            bias = ibp._bias(layer)
+            affine(k, bias if not isinstance(bias, float) else tf.zeros(k.shape[-1], ibp.DTYPE))
+            name = getattr(layer.activation, "__name__", "linear")
+            if name == "relu":
+                steps.append(("relu",))
+            elif name != "linear":
+                raise ibp.UnsupportedLayer(f"{layer.name}: no linear relaxation of {name}.")
+        elif isinstance(layer, tf.keras.layers.BatchNormalization):
+            scale, shift = ibp.batch_norm_affine(layer)
+            affine(tf.linalg.diag(scale), shift)
+        elif isinstance(layer, tf.keras.layers.ReLU):
+            steps.append(("relu",))
+        elif isinstance(layer, tf.keras.layers.Activation) and ibp._linear(layer):
+            continue
+        else:
+            raise ibp.UnsupportedLayer(f"{layer.name}: no linear relaxation for layers of type {type(layer).__name__}.")
+    if not steps or steps[-1][0] != "affine":
+        raise ibp.UnsupportedLayer(f"{model.name} does not end in an affine layer.")
+    return steps
+
+
+def _relaxation(step, low, high):
+    """(lower slope, lower offset, upper slope, upper offset) of the activation over [low, high], elementwise."""
+    if step[0] == "relu":
+        active, inactive = low >= 0, high <= 0
+        width = tf.where(active | inactive, tf.ones_like(low), high - low)
+        upper_slope = tf.where(active, 1.0, tf.where(inactive, 0.0, high / width))
+        upper_offset = tf.where(active | inactive, 0.0, -low * high / width)
+        lower_slope = tf.where(active, 1.0, tf.where(inactive, 0.0, tf.cast(high > -low, ibp.DTYPE)))  # CROWN-Ada
+        return lower_slope, tf.zeros_like(low), upper_slope, upper_offset
+    # sign(v), with values within δ of 0 undecided (float32 may round them either way): constants where the sign is
+    # fixed, else the line through (low, −1) and (−δ, +1) above it, or through (δ, −1) and (high, +1) below it,
+    # when the interval leans to that side (the constants ±1 otherwise).
+    fixed_low, fixed_high = ibp._sign_bounds(step[1], low, high)
+    delta = ibp.SIGN_SLACK * (1.0 + tf.maximum(tf.abs(low), tf.abs(high)))
+    undecided = fixed_low < fixed_high
+    use_upper_line = undecided & (low < -delta) & (high < -low)
+    use_lower_line = undecided & (high > delta) & (-low < high)
+    upper_slope = tf.where(use_upper_line, 2.0 / tf.maximum(-delta - low, 1e-300), 0.0)
+    lower_slope = tf.where(use_lower_line, 2.0 / tf.maximum(high - delta, 1e-300), 0.0)
+    upper_offset = tf.where(use_upper_line, -1.0 - upper_slope * low, fixed_high)
+    lower_offset = tf.where(use_lower_line, -1.0 - lower_slope * delta, fixed_low)
+    return lower_slope, lower_offset, upper_slope, upper_offset
+
+
+def _backward(objective, constant, steps, pre_bounds, box):
+    """Lower bound of objective·z + constant where z is the output of `steps` (ending in an affine step), over the
+    input box; `pre_bounds[i]` are the bounds of the input of activation step i."""
+    coefficient = objective  # (batch, m, n)
+    for index in range(len(steps) - 1, -1, -1):
+        step = steps[index]
+        if step[0] == "affine":
+            _, w, b = step
+            constant = constant + tf.einsum("bmn,n->bm", coefficient, b)
+            coefficient = tf.einsum("bmn,kn->bmk", coefficient, w)
+        else:
+            low, high = pre_bounds[index]
+            lower_slope, lower_offset, upper_slope, upper_offset = _relaxation(step, low, high)
+            positive, negative = tf.nn.relu(coefficient), -tf.nn.relu(-coefficient)
+            constant = constant + tf.einsum("bmn,bn->bm", positive, lower_offset) + \
+                tf.einsum("bmn,bn->bm", negative, upper_offset)
+            coefficient = positive * lower_slope[:, None, :] + negative * upper_slope[:, None, :]
+    box_low, box_high = box
+    return constant + tf.einsum("bmn,bn->bm", tf.nn.relu(coefficient), box_low) - \
+        tf.einsum("bmn,bn->bm", tf.nn.relu(-coefficient), box_high)
+
+
+def _pre_activation_bounds(steps, box, refine):
+    """The bounds of every activation's input: interval propagation, or backward passes with `refine`."""
+    found = {}
+    low, high = box
+    for index, step in enumerate(steps):
+        if step[0] == "affine":
+            _, w, b = step
+            center, radius = (low + high) / 2, (high - low) / 2
+            low, high = center @ w + b - radius @ tf.abs(w), center @ w + b + radius @ tf.abs(w)
+            if refine and index > 0:
+                n = int(w.shape[-1])
+                eye = tf.broadcast_to(tf.eye(n, dtype=ibp.DTYPE), [tf.shape(low)[0], n, n])
+                zero = tf.zeros([tf.shape(low)[0], n], ibp.DTYPE)
+                tight_low = _backward(eye, zero, steps[:index + 1], found, box)
+                tight_high = -_backward(-eye, zero, steps[:index + 1], found, box)
+                low, high = tf.maximum(low, tight_low), tf.minimum(high, tight_high)
+        else:
+            found[index] = (low, high)
+            if step[0] == "relu":
+                low, high = tf.nn.relu(low), tf.nn.relu(high)
+            else:
+                low, high = ibp._sign_bounds(step[1], low, high)
+    return found
+
+
+def margin_lower_bounds(model, low, high, labels, refine=False):
+    """Lower bounds of logit[y] − logit[j] (every other class j) over the level box: (batch, classes − 1)."""
+    steps = chain(model)
+    box = (tf.reshape(low, [tf.shape(low)[0], -1]), tf.reshape(high, [tf.shape(high)[0], -1]))
+    pre_bounds = _pre_activation_bounds(steps, box, refine)
+    _, w, b = steps[-1]
+    rows, other = ibp.margin_matrix(w, labels, int(w.shape[-1]))
+    offsets = tf.gather(b, labels)[:, None] - tf.gather(b, other)
+    # The last affine step is folded into the objective.
+    return _backward(rows, offsets, steps[:-1], pre_bounds, box)

@@ -1,0 +1,166 @@
+"""Exact answers in the discretized input space: the model only ever sees discretized levels, and in an ε-ball most
+pixels can reach one level only. Where the free pixels allow few inputs, all of them are evaluated; beyond that,
+branch and bound over the free pixels' levels, pruned by the bounds of `tfdisc.certification.bounds` and `.crown`.
+`discrete_search` is an attack in the same space: a greedy search on the logit margin with exact forward passes.
+"""
+
+import heapq
+import itertools
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tfdisc import ops
+from tfdisc.certification import bounds as ibp
+from tfdisc.certification import crown
+from tfdisc.models import without_discretization
+
+
+def _levels(discretization, low, high):
+    """The number of levels each pixel can take between its box ends."""
+    return np.rint((np.asarray(high) - np.asarray(low)) / ibp.level_step(discretization)).astype(np.int64) + 1
+
+
+def input_count(discretization, low, high) -> float:
+    """How many distinct discretized inputs the box holds (a float: it can be astronomically large)."""
+    return float(np.prod(_levels(discretization, low, high).astype(np.float64)))
+
+
+def _predictions(model, levels, batch=1024):
+    return np.concatenate([np.argmax(model(tf.constant(levels[i:i + batch], tf.float32), training=False), -1)
+                           for i in range(0, len(levels), batch)])
+
+
+def enumerate_box(model, discretization, low, high, label, batch=1024):
+    """Every input of one example's level box, evaluated: (True, None) if all are classified `label`, else (False,
+    the first level image that is not)."""
+    low, high = np.asarray(low), np.asarray(high)
+    step = ibp.level_step(discretization)
+    free = np.flatnonzero(high > low + step / 2)
+    choices = [low.flat[i] + step * np.arange(n) for i, n in zip(free, _levels(discretization, low, high).flat[free])]
+    combos = itertools.product(*choices)
+    while True:
+        chunk = list(itertools.islice(combos, batch))
+        if not chunk:
+            return True, None
+        images = np.repeat(low.reshape(1, -1), len(chunk), 0)
+        images[:, free] = np.asarray(chunk)
+        images = images.reshape((len(chunk),) + low.shape)
+        wrong = np.flatnonzero(_predictions(model, images) != label)
+        if wrong.size:
+            return False, images[wrong[0]]
+
+
+BOUNDS = ("ibp", "crown", "crown-refined")
+
+
+def margin_bounds(model, low, high, labels, method):
+    """Lower bounds of every other-class margin, by `method`: "ibp", "crown" (intermediate bounds by IBP) or
+    "crown-refined" (each intermediate bound by a backward pass of its own); the linear relaxations fall back to
+    IBP on models they do not cover (convolutions, residual additions)."""
+    if method in ("crown", "crown-refined"):
+        try:
+            return crown.margin_lower_bounds(model, low, high, labels, refine=method == "crown-refined")
+        except ibp.UnsupportedLayer:
+            pass
+    return ibp.margin_lower_bounds(model, low, high, labels)
+
+
+def _worst_margin_gradient(model, levels, label):
+    """The gradient, with respect to the levels, of the smallest margin logit[y] − logit[j] (straight through)."""
+    x = tf.constant(levels[None], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = model(x, training=False)[0]
+        others = tf.concat([logits[:label], logits[label + 1:]], 0)
+        margin = logits[label] - tf.reduce_max(others)
+    return tape.gradient(margin, x)[0].numpy()
+
+
+def branch_and_bound(model, discretization, low, high, label, *, method="crown", time_limit=10.0, batch=64,
+                     max_domains=20000):
+    """Split the free pixels' level ranges until every part is certified or one input is misclassified.
+
+    Returns ("certified", None), ("broken", level image) or ("unknown", None) when `time_limit` seconds or
+    `max_domains` parts run out. Each part is bounded by `margin_bounds`; the free pixel that splits is the one
+    whose range times the margin's gradient is largest; the corner that the gradient says lowers the margin most
+    is evaluated exactly at every split, so counterexamples surface early.
+    """
+    start, step = time.perf_counter(), ibp.level_step(discretization)
+    scale = float(np.max(np.abs(model(tf.constant(low[None], tf.float32), training=False))))
+    queue = [(0.0, 0, np.asarray(low, np.float64), np.asarray(high, np.float64))]
+    counter, domains = itertools.count(1), 0
+    while queue:
+        if time.perf_counter() - start > time_limit or domains > max_domains:
+            return "unknown", None
+        parts = [heapq.heappop(queue) for _ in range(min(batch, len(queue)))]
+        lows = np.stack([p[2] for p in parts])
+        highs = np.stack([p[3] for p in parts])
+        labels = tf.fill([len(parts)], label)
+        margins = margin_bounds(model, tf.constant(lows, ibp.DTYPE), tf.constant(highs, ibp.DTYPE), labels,
+                                method).numpy().min(axis=-1)
+        domains += len(parts)
+        for margin, lo, hi in zip(margins, lows, highs):
+            if margin > ibp.MARGIN_SLACK * (1.0 + scale):
+                continue
+            center = (lo + hi) / 2
+            gradient = _worst_margin_gradient(model, ops.discretize(tf.constant(center, tf.float32),
+                                                                    discretization.bits, discretization.mode).numpy(),
+                                              label)
+            corner = np.where(gradient > 0, lo, hi)
+            if _predictions(model, corner[None])[0] != label:
+                return "broken", corner
+            width = hi - lo
+            if not np.any(width > step / 2):  # a single input, and it is classified correctly
+                continue
+            score = np.where(width > step / 2, np.abs(gradient) * width + 1e-12 * width, -1.0)
+            pixel = np.unravel_index(np.argmax(score), lo.shape)
+            levels = int(round(width[pixel] / step)) + 1
+            middle = lo[pixel] + step * (levels // 2 - 1)
+            left_high, right_low = hi.copy(), lo.copy()
+            left_high[pixel], right_low[pixel] = middle, middle + step
+            for part_low, part_high in ((lo, left_high), (right_low, hi)):
+                heapq.heappush(queue, (float(margin), next(counter), part_low, part_high))
+    return "certified", None
+
+
+def discrete_search(model, x, eps, y, *, plain=None, steps=40, candidates=16):
+    """An attack in the discretized space: from the clean image's levels, greedily move one free pixel at a time to
+    the end of its reachable range that lowers the logit margin most, ranking moves by the margin's gradient and
+    choosing among the best `candidates` by exact forward passes, for up to `steps` moves. Returns inputs in the
+    ε-ball (floats whose discretization is the levels found). Graph-safe; `eps` may be a tensor. `plain` is
+    `tfdisc.models.without_discretization(model)`, made once by the caller that calls this in a loop."""
+    discretization = ibp.discretization_layer(model)
+    plain = plain if plain is not None else without_discretization(model)
+    x = tf.cast(x, tf.float32)
+    y = tf.cast(y, tf.int64)
+    low, high = (tf.cast(v, tf.float32) for v in ibp.level_box(discretization, x, eps))
+    shape = tf.shape(x)
+    flat = lambda v: tf.reshape(v, [shape[0], -1])  # noqa: E731
+    low_f, high_f = flat(low), flat(high)
+    z = flat(ops.discretize(x, discretization.bits, discretization.mode))
+    num_classes = int(model.output_shape[-1])
+
+    def margins(images):
+        logits = plain(tf.reshape(images, tf.concat([[-1], shape[1:]], 0)), training=False)
+        onehot = tf.one_hot(tf.tile(y, [tf.shape(logits)[0] // tf.shape(y)[0]]), num_classes, dtype=logits.dtype)
+        return tf.reduce_sum(logits * onehot, -1) - tf.reduce_max(logits - 1e9 * onehot, -1)
+
+    k = tf.minimum(candidates, tf.shape(z)[1])
+    for _ in tf.range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            current = margins(z)
+        gradient = tape.gradient(current, z)
+        target = tf.where(gradient > 0, low_f, high_f)
+        gain = gradient * (target - z)  # the linearized change of the margin: negative is good
+        gain = tf.where(tf.abs(target - z) > 0, gain, tf.ones_like(gain) * 1e9)
+        _, index = tf.math.top_k(-gain, k)  # (batch, k) most promising pixels
+        moved = tf.gather(target, index, batch_dims=1) - tf.gather(z, index, batch_dims=1)
+        trial = z[:, None, :] + tf.one_hot(index, tf.shape(z)[1]) * moved[..., None]  # (batch, k, pixels)
+        trial_margins = tf.reshape(margins(tf.reshape(trial, [-1, tf.shape(z)[1]])), [-1, k])
+        best = tf.argmin(trial_margins, axis=1, output_type=tf.int32)
+        improves = (tf.reduce_min(trial_margins, 1) < current) & (current > 0)
+        z = tf.where(improves[:, None], tf.gather(trial, best, batch_dims=1), z)
+    return ibp.input_for_levels(discretization, x, eps, tf.reshape(z, shape))
