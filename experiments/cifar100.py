@@ -5,20 +5,7 @@
 What a run writes, and how to resume it: docs/experiments.md.
 """
 
-from tfdisc import cli, experiment
-
-DATASET = "cifar100"
-cli.define_experiment_flags(DATASET)
-
-
-def config():
-    return cli.run_config(cli.FLAGS, DATASET)
-
-
-def main(argv):
-    del argv
-    experiment.run(config())
-
+from tfdisc import cli
 
 if __name__ == "__main__":
-    cli.run(main, check=config)
+    cli.run_experiment("cifar100")

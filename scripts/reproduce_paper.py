@@ -41,6 +41,8 @@ flags.DEFINE_string("study", "docs/study_tables.csv", "The study's cells, transc
 flags.DEFINE_string("notes", "docs/report_notes.md", "Hand-written analysis appended to the report, if the file "
                     "exists.")
 flags.DEFINE_bool("report_only", False, "Only rebuild the report from existing results.")
+flags.DEFINE_bool("write_report", True, "Write the report after the grid (--nowrite_report for runs kept outside the "
+                  "report, such as the protocol runs of runs/protocol).")
 flags.DEFINE_bool("reevaluate", False, "Evaluate finished runs again (e.g. with --extra=--attacks=...), no training.")
 flags.DEFINE_string("queue", None, "A queue file: one reproduce_paper.py invocation (its flags) per line, run in "
                     "order; finished runs are skipped and interrupted ones resumed. scripts/study_queue.sh starts it "
@@ -64,6 +66,8 @@ def main(argv):
                          data_dir=FLAGS.data_dir)
         grid.run_grid(runs, ROOT / "experiments" / f"{FLAGS.dataset}.py", command=shlex.join(["python", *sys.argv]),
                       budget=FLAGS.budget, reevaluate=FLAGS.reevaluate)
+    if not FLAGS.write_report:
+        return
     count = reporting.build_report(FLAGS.output_dir, FLAGS.report, study_path=FLAGS.study, notes_path=FLAGS.notes,
                                    readme_path=FLAGS.readme or Path(FLAGS.report).parent / "README.md",
                                    data_dir=FLAGS.data_dir, repository=ROOT)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from absl import flags, logging
 
-from tfdisc import cli
+from tfdisc import cli, runs
 from tfdisc.reporting import protocols
 
 GROUP = "protocols"
 cli.flag(GROUP, flags.DEFINE_string, "runs", "runs/protocol", "Folder of run directories to evaluate.")
+cli.flag(GROUP, flags.DEFINE_list, "only", [], "Evaluate only these run directories of --runs (names; default: all).")
 cli.flag(GROUP, flags.DEFINE_string, "data_dir", None, "Data folder (see tfdisc.datasets).")
 cli.flag(GROUP, flags.DEFINE_string, "output_dir", "runs/paper", "The report's runs folder; records go to its "
          "protocols/ subfolder.")
@@ -24,10 +25,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    run_dirs = sorted(p.parent for p in Path(FLAGS.runs).glob("*/results.json") if (p.parent / "saved_model").is_dir())
-    if not run_dirs:
-        raise ValueError(f"No run directory with results.json and saved_model/ under --runs={FLAGS.runs}.")
-    for run_dir in run_dirs:
+    for run_dir in runs.trained_runs(FLAGS.runs, FLAGS.only):
         written = protocols.evaluate_run(str(run_dir), FLAGS.data_dir, str(Path(FLAGS.output_dir) / "protocols"))
         logging.info("%s: %s", run_dir.name, ", ".join(r.hypothesis for r in written))
 

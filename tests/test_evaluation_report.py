@@ -225,3 +225,11 @@ def test_report_tells_a_saturated_cross_entropy_from_a_zero_model_gradient(train
     found = next(c for c in report["checks"] if c["check"] == "nonzero_gradients")
     # A saturated loss is no masking: the check passes and says why those gradients are zero.
     assert found["passed"] and "float32 loss saturates" in found["detail"]
+
+
+def test_the_report_can_say_which_examples_survived(trained_fcn, mnist_small):
+    _, _, x, y = mnist_small
+    report = evaluation.robustness_report(trained_fcn, (x[:50], y[:50]), [0.0, 0.3], attacks=("fgsm",))
+    found = evaluation.RobustnessReport(trained_fcn, ("fgsm",))((x[:50], y[:50]), [0.0, 0.3], survivors=True)
+    assert found["survivors"].shape == (2, 50)
+    assert list(found["survivors"].mean(axis=1)) == report["worst_case"]["accuracy"]

@@ -28,5 +28,5 @@ def test_a_run_is_evaluated_under_every_hypothesis_of_its_input_mode(tmp_path):
 def test_a_file_that_is_no_protocol_record_is_named(tmp_path):
     (tmp_path / "protocols").mkdir()
     (tmp_path / "protocols" / "x.json").write_text(json.dumps({"hypothesis": "standard"}))
-    with pytest.raises(RecordError, match="is not a protocol record"):
+    with pytest.raises(RecordError, match="is not a protocols record of scripts/study_protocols.py"):
         protocols.load_protocol_records(tmp_path)

@@ -48,3 +48,26 @@ def test_the_readme_table_replaces_only_the_text_between_its_markers():
     updated = render.with_glance(readme, [_record("full", 8, [0.98, 0.3, 0.05, 0.01])])
     assert updated.startswith("# t\n\n") and updated.endswith(f"{render.README_END}\n\nrest\n") and "old" not in updated
     assert render.with_glance("# no markers\n", []) is None
+
+
+def test_a_protocol_that_covers_fewer_rows_is_shown_but_not_judged():
+    from tfdisc.reporting.protocols import ProtocolRecord
+
+    eps = [0.0, 0.1, 0.2, 0.3]
+
+    def record(hypothesis, bits, accuracy):
+        return ProtocolRecord(run="r", dataset="mnist", arch="fcn2", precision="full", input_bits=bits,
+                              adv_train=False, epochs=10, hypothesis=hypothesis, eps=eps, accuracy=accuracy,
+                              examples=10000)
+
+    cells = [StudyCell(5, "mnist", "fcn2", "full", bits, False, 10, "adv1", value, "test")
+             for bits, value in ((2, 0.50), (8, 0.30))]
+    records = [record("standard", 2, [0.98, 0.9, 0.6, 0.1]), record("standard", 8, [0.98, 0.3, 0.1, 0.0]),
+               record("round_quantizer", 2, [0.98, 0.5, 0.3, 0.0])]  # its 8-bit row is the standard one
+    lines = render._protocol_lines(5, "mnist", cells, records)
+    assert any(line.startswith("| standard:") and "| 0 of 2 |" in line for line in lines)
+    assert any(line.startswith("| round_quantizer:") and "| 2 of 2 |" in line for line in lines)
+    assert lines[-2].endswith("round_quantizer explains every fitted cell.")
+    records = records[:2] + [record("perturb_discretized", 2, [0.98, 0.5, 0.3, 0.0])]  # no 8-bit row under it
+    lines = render._protocol_lines(5, "mnist", cells, records)
+    assert any(", not every row |" in line for line in lines) and "perturb_discretized explains" not in lines[-2]

@@ -212,6 +212,15 @@ def run_config(flags_obj, dataset: str) -> runs.RunConfig:
     return runs.RunConfig(**values)
 
 
+def run_experiment(dataset: str) -> None:
+    """The whole of an experiment script for `dataset`: its flags, the run configuration, and `experiment.run`."""
+    from tfdisc import experiment  # the command line sits above the experiment
+
+    define_experiment_flags(dataset)
+    config = lambda: run_config(FLAGS, dataset)  # noqa: E731
+    run(lambda argv: experiment.run(config()), check=config)
+
+
 def help_text(doc: str) -> str:
     """A script's --help: its docstring, then its own flags by group with their defaults."""
     lines = [textwrap.dedent(doc or "").strip(), ""]

@@ -32,8 +32,13 @@ def accuracy_figure(curves, title):
             continue
         drawn[(tuple(eps), tuple(accuracy))] = label
         ax.plot(eps, accuracy, marker="o", markersize=3, label=label, linestyle="--" if "adv" in label else "-")
-    ax.set_xlabel("ε (L∞, pixels in [0, 1])")
-    ax.set_ylabel("accuracy")
+    return _finished(fig, ax, "ε (L∞, pixels in [0, 1])", "accuracy", title)
+
+
+def _finished(fig, ax, xlabel, ylabel, title):
+    """The axes labelled, on a [0, 1] scale with a grid, title and legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
@@ -42,10 +47,15 @@ def accuracy_figure(curves, title):
     return fig
 
 
+def _save(fig, path):
+    """Save `fig` as a PNG at `path`, atomically."""
+    with files.atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+
+
 def plot_accuracy_vs_eps(curves, path, title):
     """Draw {label: (eps list, accuracy list)} (see `accuracy_figure`) and save a PNG at `path`, atomically."""
-    with files.atomic_write(path, "wb") as f:
-        accuracy_figure(curves, title).savefig(f, format="png", dpi=120)
+    _save(accuracy_figure(curves, title), path)
 
 
 def plot_accuracy_vs_epoch(curves, path, title, target=None):
@@ -56,15 +66,7 @@ def plot_accuracy_vs_epoch(curves, path, title, target=None):
         ax.plot(range(1, len(accuracy) + 1), accuracy, marker="o", markersize=3, label=label)
     if target is not None:
         ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {100 * target:.0f}%")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("clean accuracy")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with files.atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
+    _save(_finished(fig, ax, "epoch", "clean accuracy", title), path)
 
 
 def plot_activation_l1(results, path, title):
@@ -86,5 +88,4 @@ def plot_activation_l1(results, path, title):
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with files.atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
+    _save(fig, path)

@@ -172,6 +172,17 @@ def versions() -> dict:
     return found
 
 
+def trained_runs(root: str | Path, only=()) -> list[Path]:
+    """The run directories under `root` (at any depth) that hold results.json and saved_model/, by name if `only`
+    names some; ValueError if there is none."""
+    found = sorted(p.parent for p in Path(root).glob("**/results.json") if (p.parent / "saved_model").is_dir()
+                   and (not only or p.parent.name in only))
+    if not found:
+        raise ValueError(f"No run directory with results.json and saved_model/ under {root}"
+                         + (f" named {', '.join(only)}" if only else "") + ".")
+    return found
+
+
 HISTORY_NUMBERS = ("loss", "accuracy", "epoch_seconds", "lr")  # columns that must be numbers where present
 
 

@@ -40,6 +40,18 @@ class Outcome:
         return float(np.mean(self.status == status)) if len(self.status) else 0.0
 
 
+def _arrays(model, data):
+    """`data` as checked (float32 pixels, int64 labels) arrays."""
+    xs, ys = [], []
+    with checks.clear_errors():
+        for x, y in as_dataset(data):
+            xs.append(tf.cast(checks.pixels(x), tf.float32).numpy())
+            ys.append(checks.labels(y, int(model.output_shape[-1])).numpy().astype(np.int64))
+    if not xs:
+        raise ValueError("The data holds no examples.")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def _decide_by_bounds(model, x, y, eps, methods):
     """status and method arrays after the clean check and the bounds in `methods`, in order."""
     discretization = bounds.discretization_layer(model)
@@ -94,12 +106,7 @@ def certify(model, data, eps_values, *, bound="crown", enumeration_limit=2**16, 
     eps = eps_lib.values(eps_values)
     checks.choice("bound", bound, search.BOUNDS)
     start = time.perf_counter()
-    xs, ys = [], []
-    with checks.clear_errors():
-        for x, y in as_dataset(data):
-            xs.append(tf.cast(checks.pixels(x), tf.float32).numpy())
-            ys.append(checks.labels(y, int(model.output_shape[-1])).numpy().astype(np.int64))
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    x, y = _arrays(model, data)
     outcomes = []
     methods = search.BOUNDS[:search.BOUNDS.index(bound) + 1]
     for e in eps:
@@ -141,12 +148,7 @@ def bracket(model, data, eps_values, *, version="standard+discrete", bound="crow
     eps = eps_lib.values(eps_values)
     checks.choice("bound", bound, search.BOUNDS)
     start = time.perf_counter()
-    xs, ys = [], []
-    with checks.clear_errors():
-        for x, y in as_dataset(data):
-            xs.append(tf.cast(checks.pixels(x), tf.float32).numpy())
-            ys.append(checks.labels(y, int(model.output_shape[-1])).numpy().astype(np.int64))
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    x, y = _arrays(model, data)
     attack = RobustnessReport(model, ("autoattack",), version=version, **report_options)
     methods = search.BOUNDS[:search.BOUNDS.index(bound) + 1]
     outcomes, attacked = [], []

@@ -61,9 +61,15 @@ def margin_bounds(model, low, high, labels, method):
     IBP on models they do not cover (convolutions, residual additions)."""
     if method in ("crown", "crown-refined"):
         try:
-            return crown.margin_lower_bounds(model, low, high, labels, refine=method == "crown-refined")
+            crown.chain(model)
         except ibp.UnsupportedLayer:
-            pass
+            return ibp.margin_lower_bounds(model, low, high, labels)
+        # A backward pass holds (examples × units × units) coefficients: batches that fit in about 1 GiB.
+        units = max(int(w.shape[-1]) for step in crown.chain(model) if step[0] == "affine" for w in step[1:2])
+        size = max(1, 2**30 // (8 * 4 * units * (units if method == "crown-refined" else 16)))
+        return tf.concat([crown.margin_lower_bounds(model, low[i:i + size], high[i:i + size], labels[i:i + size],
+                                                    refine=method == "crown-refined")
+                          for i in range(0, int(tf.shape(low)[0]), size)], 0)
     return ibp.margin_lower_bounds(model, low, high, labels)
 
 

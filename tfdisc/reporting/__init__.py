@@ -3,7 +3,7 @@
 - `records`: `RunRecord` (results.json, schema-versioned), `load_runs`, `load_evaluations`.
 - `study`: the study's cells (`docs/study_tables.csv`); `fit`: their lost ε recovered by least squares;
   `protocols`: our runs evaluated under other protocols, to test how the study ran its attack.
-- `stats`: 95% intervals of accuracies on a subset.
+- `stats`: 95% intervals of accuracies on a subset; `certified`: brackets [certified, attacked] of trained runs.
 - `ledger`: the study's claims, each with its thresholds and a judge.
 - `render`: REPORT.md and README's results at a glance, as pure functions of the above.
 - `grid`: the study's grid of runs and the queue that runs grids in the background.
@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from tfdisc import files
-from tfdisc.reporting import analyses, fit, ledger, protocols, records, render, stats, study  # noqa: F401
+from tfdisc.reporting import analyses, certified, fit, ledger, protocols, records, render, stats, study  # noqa: F401
 from tfdisc.reporting.records import RecordError, RunRecord, load_evaluations, load_runs  # noqa: F401
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def build_report(runs_dir: str | Path, report_path: str | Path, *, study_path: s
     found = analyses.activation_analyses(runs, data_dir)
     render.figures(runs, found, root, options)
     text = render.report(runs, cells, load_evaluations(runs_dir), found, options,
-                         protocols.load_protocol_records(runs_dir))
+                         protocols.load_protocol_records(runs_dir), certified.load_certification_records(runs_dir))
     files.write_text_atomic(report_path, text)
     if readme_path and Path(readme_path).is_file():
         updated = render.with_glance(Path(readme_path).read_text(), runs)

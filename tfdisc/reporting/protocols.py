@@ -3,11 +3,10 @@
 
 import dataclasses
 import os
-from pathlib import Path
 
 from tfdisc import datasets, files, models, presets
 from tfdisc.evaluation import protocols
-from tfdisc.reporting.records import RecordError, read_json, read_run
+from tfdisc.reporting.records import RecordError, TrainedModel, load_records, read_run
 
 # hypothesis -> (the protocol it evaluates with, the input mode its models were trained with, what it supposes)
 HYPOTHESES = {
@@ -25,24 +24,13 @@ HYPOTHESES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ProtocolRecord:
+class ProtocolRecord(TrainedModel):
     """One run's FGSM curve under one hypothesis."""
 
     hypothesis: str
-    dataset: str
-    arch: str
-    precision: str
-    input_bits: int
-    adv_train: bool
-    epochs: int
     eps: list
     accuracy: list
     examples: int
-    run: str
-
-    @property
-    def key(self) -> tuple:
-        return self.dataset, self.arch, self.precision, self.input_bits, self.adv_train
 
     @property
     def curve(self) -> dict:
@@ -61,9 +49,8 @@ def evaluate_run(run_dir: str, data_dir: str | None, output_dir: str) -> list[Pr
             continue
         found = protocols.protocol_sweep(model, data, presets.get(record.dataset).sweep_eps, protocol,
                                          dataset=record.dataset)
-        result = ProtocolRecord(hypothesis, record.dataset, record.arch, record.precision, record.input_bits,
-                                record.adv_train, record.epochs, found["eps"], found["accuracy"], found["examples"],
-                                Path(run_dir).name)
+        result = ProtocolRecord(**TrainedModel.of(run_dir), hypothesis=hypothesis, eps=found["eps"],
+                                accuracy=found["accuracy"], examples=found["examples"])
         files.write_json_atomic(os.path.join(output_dir, f"{result.run}_{hypothesis}.json"),
                                 dataclasses.asdict(result))
         written.append(result)
@@ -72,11 +59,8 @@ def evaluate_run(run_dir: str, data_dir: str | None, output_dir: str) -> list[Pr
 
 def load_protocol_records(root: str | os.PathLike) -> list[ProtocolRecord]:
     """The protocol records under `root/protocols/`."""
-    found = []
-    names = {f.name for f in dataclasses.fields(ProtocolRecord)}
-    for path in sorted(Path(root).glob("protocols/*.json")):
-        data = read_json(path, "protocol record")
-        if not isinstance(data, dict) or set(data) != names or data["hypothesis"] not in HYPOTHESES:
-            raise RecordError(f"{path} is not a protocol record of scripts/study_protocols.py; move it away.")
-        found.append(ProtocolRecord(**data))
-    return found
+    records = load_records(root, "protocols", ProtocolRecord, "scripts/study_protocols.py")
+    unknown = [r.hypothesis for r in records if r.hypothesis not in HYPOTHESES]
+    if unknown:
+        raise RecordError(f"{root}/protocols holds records of unknown hypotheses {unknown}; valid: {list(HYPOTHESES)}.")
+    return records

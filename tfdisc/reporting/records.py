@@ -157,6 +157,32 @@ class RunRecord:
         return self.robustness.get("examples")
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """Which trained run a derived record (a protocol curve, a bracket) is about."""
+
+    run: str
+    dataset: str
+    arch: str
+    precision: str
+    input_bits: int
+    adv_train: bool
+    epochs: int
+
+    @property
+    def key(self) -> tuple:
+        """(dataset, arch, precision, input_bits, adv_train), as `RunRecord.key`."""
+        return self.dataset, self.arch, self.precision, self.input_bits, self.adv_train
+
+    @classmethod
+    def of(cls, run_dir: str | os.PathLike) -> dict:
+        """The fields of the run in `run_dir`, to build a subclass with."""
+        record = read_run(run_dir)
+        return {"run": Path(run_dir).name, "dataset": record.dataset, "arch": record.arch,
+                "precision": record.precision, "input_bits": record.input_bits, "adv_train": record.adv_train,
+                "epochs": record.epochs}
+
+
 def model_label(precision: str, bits: int, adv: bool = False) -> str:
     """"full + adv 2-bit": a model of the study by precision, input bits and adversarial training."""
     return f"{precision}{' + adv' if adv else ''} {bits}-bit"
@@ -197,6 +223,18 @@ def _epoch_accuracy(path: Path) -> list[float]:
 def load_runs(root: str | os.PathLike) -> list[RunRecord]:
     """Every run record under `root` (each folder holding a results.json), in path order."""
     return [read_run(path.parent) for path in sorted(Path(root).glob("**/results.json"))]
+
+
+def load_records(root: str | os.PathLike, folder: str, cls, made_by: str) -> list:
+    """Every `cls` (a dataclass) record in `root/folder/*.json`; RecordError naming a file that is not one (made by
+    `made_by`)."""
+    found, names = [], {f.name for f in dataclasses.fields(cls)}
+    for path in sorted(Path(root).glob(f"{folder}/*.json")):
+        data = read_json(path, f"{folder} record")
+        if not isinstance(data, dict) or set(data) != names:
+            raise RecordError(f"{path} is not a {folder} record of {made_by}; move it away.")
+        found.append(cls(**data))
+    return found
 
 
 def load_evaluations(root: str | os.PathLike) -> list[dict]:

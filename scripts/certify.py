@@ -1,0 +1,47 @@
+"""Bracket the robust accuracy of trained runs: certified (a lower bound) and attacked (an upper bound), per ε.
+
+    python scripts/certify.py --runs=runs/protocol --eps=0.05,0.1 --test_examples=500 --data_dir=../shared/data
+
+Each run directory under --runs (one with saved_model/ and results.json) is bracketed on its first
+--test_examples test images (`tfdisc.certification.bracket`): the bounds certify what they can, the attack cascade
+(--version) runs on the rest only, and branch and bound tries the survivors for --time_limit seconds each. The
+records go to --output_dir/certified/<run>.json, where `scripts/reproduce_paper.py` reads them.
+"""
+
+from pathlib import Path
+
+from absl import flags, logging
+
+from tfdisc import cli, runs
+from tfdisc import eps as eps_lib
+from tfdisc.certification import search
+from tfdisc.evaluation import registry
+from tfdisc.reporting import certified
+
+GROUP = "certification"
+cli.flag(GROUP, flags.DEFINE_string, "runs", "runs/protocol", "Folder of run directories to bracket.")
+cli.flag(GROUP, flags.DEFINE_list, "only", [], "Bracket only these run directories of --runs (names; default: all).")
+cli.flag(GROUP, flags.DEFINE_string, "data_dir", None, "Data folder (see tfdisc.datasets).")
+cli.flag(GROUP, flags.DEFINE_string, "eps", "0.05,0.1", "Comma list of eps.")
+cli.flag(GROUP, flags.DEFINE_integer, "test_examples", 500, "The first N test images.", lower_bound=1)
+cli.flag(GROUP, flags.DEFINE_enum, "bound", "crown-refined", list(search.BOUNDS), "The tightest bound to try.")
+cli.flag(GROUP, flags.DEFINE_enum, "version", "standard+discrete", list(registry.AUTOATTACK_VERSIONS),
+         "The attack cascade for what the bounds leave.")
+cli.flag(GROUP, flags.DEFINE_float, "time_limit", 0.0, "Seconds of branch and bound per survivor of the attacks.")
+cli.flag(GROUP, flags.DEFINE_string, "output_dir", "runs/paper", "The report's runs folder; records go to its "
+         "certified/ subfolder.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    for run_dir in runs.trained_runs(FLAGS.runs, FLAGS.only):
+        record = certified.certify_run(str(run_dir), FLAGS.data_dir, eps_lib.parse(FLAGS.eps), FLAGS.test_examples,
+                                       str(Path(FLAGS.output_dir) / "certified"), bound=FLAGS.bound,
+                                       version=FLAGS.version, time_limit=FLAGS.time_limit)
+        logging.info("%s: certified %s, attacked %s (%.0f s)", run_dir.name, record.certified, record.attacked,
+                     record.seconds)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,32 @@
+"""tfdisc.reporting.certified: a run's bracket recorded, read back and shown."""
+
+import json
+
+import pytest
+
+from helpers import require_data
+from tfdisc import experiment, runs
+from tfdisc.reporting import certified, render
+from tfdisc.reporting.records import RecordError
+
+
+@pytest.mark.slow
+def test_a_run_is_bracketed_recorded_and_shown(tmp_path):
+    config = runs.RunConfig(dataset="mnist", arch="fcn2", input_bits=2, epochs=1, train_examples=1000,
+                            test_examples=100, batch_size=100, jit_compile=False, sweep_every=0,
+                            data_dir=str(require_data().parent), output_dir=str(tmp_path / "runs"), run_name="m")
+    experiment.run(config)
+    record = certified.certify_run(str(tmp_path / "runs" / "m"), str(require_data().parent), [0.02, 0.05], 40,
+                                   str(tmp_path / "certified"), bound="crown", version="fast")
+    assert record.examples == 40 and all(c <= a for c, a in zip(record.certified, record.attacked))
+    (loaded,) = certified.load_certification_records(tmp_path)
+    assert loaded == record
+    text = render.certified_section([loaded], render.ReportOptions())
+    assert "| MNIST fcn2 full 2-bit | `m` | 0.02 | 40 | " in text
+
+
+def test_a_file_that_is_no_certification_record_is_named(tmp_path):
+    (tmp_path / "certified").mkdir()
+    (tmp_path / "certified" / "x.json").write_text(json.dumps({"run": "x"}))
+    with pytest.raises(RecordError, match="is not a certified record of scripts/certify.py"):
+        certified.load_certification_records(tmp_path)

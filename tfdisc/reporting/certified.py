@@ -1,0 +1,48 @@
+"""Brackets as records: a trained run's certified accuracy (lower bound) and attacked accuracy (upper bound) per ε,
+made by `tfdisc.certification.bracket`, written to `<runs>/certified/*.json` and read back by the report."""
+
+import dataclasses
+import os
+
+from tfdisc import certification, datasets, files, models
+from tfdisc.reporting.records import TrainedModel, load_records, read_run
+
+
+@dataclasses.dataclass(frozen=True)
+class CertificationRecord(TrainedModel):
+    """One run's bracket on its first `examples` test images."""
+
+    eps: list
+    examples: int
+    certified: list
+    attacked: list
+    gap: list
+    methods: list
+    attacked_examples: list
+    version: str
+    bound: str
+    seconds: float
+
+
+def certify_run(run_dir: str, data_dir: str | None, eps_values, examples: int, output_dir: str, *,
+                bound: str = "crown-refined", version: str = "standard+discrete", time_limit: float = 0.0,
+                enumeration_limit: int = 2**16) -> CertificationRecord:
+    """Bracket the run in `run_dir` on its first `examples` test images and write the record to
+    `output_dir/<run>.json`."""
+    record = read_run(run_dir)
+    model = models.load(run_dir)
+    data = datasets.load_arrays(record.dataset, "test", data_dir=data_dir, examples=examples, subset_order="first",
+                                download=False)
+    found = certification.bracket(model, data, eps_values, version=version, bound=bound, time_limit=time_limit,
+                                  enumeration_limit=enumeration_limit)
+    result = CertificationRecord(**TrainedModel.of(run_dir), eps=found["eps"], examples=found["examples"],
+                                 certified=found["certified"], attacked=found["attacked"], gap=found["gap"],
+                                 methods=found["methods"], attacked_examples=found["attacked_examples"],
+                                 version=version, bound=bound, seconds=found["seconds"])
+    files.write_json_atomic(os.path.join(output_dir, f"{result.run}.json"), dataclasses.asdict(result))
+    return result
+
+
+def load_certification_records(root: str | os.PathLike) -> list[CertificationRecord]:
+    """The bracket records under `root/certified/`."""
+    return load_records(root, "certified", CertificationRecord, "scripts/certify.py")
