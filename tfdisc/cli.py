@@ -217,8 +217,14 @@ def run_experiment(dataset: str) -> None:
     from tfdisc import experiment  # the command line sits above the experiment
 
     define_experiment_flags(dataset)
-    config = lambda: run_config(FLAGS, dataset)  # noqa: E731
-    run(lambda argv: experiment.run(config()), check=config)
+
+    def config():
+        return run_config(FLAGS, dataset)
+
+    def main(argv):
+        experiment.run(config())
+
+    run(main, check=config)
 
 
 def help_text(doc: str) -> str:
