@@ -1,6 +1,7 @@
 """Helpers the tests share: the real data's location and loading, accuracy, and BNNs without sign ties."""
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +51,13 @@ def without_sign_ties(model, first_step, seed=0):
             layer.set_weights([np.zeros_like(beta), mean.astype(np.float32),
                                rng.uniform(0.5, 2.0, beta.shape).astype(np.float32)])
             step = 1.0
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC_PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "report_notes.md")]
+_BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+
+
+def code_blocks(page, language):
+    """The bodies of a Markdown page's code blocks in `language`."""
+    return [body for lang, body in _BLOCK.findall(Path(page).read_text()) if lang == language]

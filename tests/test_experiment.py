@@ -351,6 +351,22 @@ def test_ctrl_c_names_the_epoch_and_step_and_resume_continues(tmp_path, uninterr
     assert resumed["resumed_from_epoch"] == 1 and resumed["clean_accuracy"] == uninterrupted(False)["clean_accuracy"]
 
 
+def test_ctrl_c_in_the_first_epoch_says_nothing_is_checkpointed(tmp_path):
+    from tfdisc import callbacks
+
+    class InterruptedTimer(callbacks.EpochTimer):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == 2:
+                raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(callbacks, "EpochTimer", InterruptedTimer)
+        with pytest.raises(KeyboardInterrupt, match=r"Interrupted at epoch 1, step 2\. No epoch had finished, so "
+                                                    r"nothing is checkpointed; rerun the same command with --resume"):
+            run_script(mnist, epochs=2, run_name="early", **_short(tmp_path))
+    assert not (tmp_path / "early" / "checkpoints").exists() or not any((tmp_path / "early" / "checkpoints").iterdir())
+
+
 def test_config_records_the_precision_the_run_uses(tmp_path):
     _, run_dir = run_script(mnist, epochs=1, bnn=True, **_short(tmp_path))
     config = json.loads((run_dir / "config.json").read_text())

@@ -8,7 +8,7 @@ from tfdisc.evaluation import as_dataset
 from tfdisc.models import discretization_gradient, with_input_gradient
 
 
-def first_hidden_activations(model):
+def first_hidden_activations(model: tf.keras.Model):
     """A function x -> the first hidden layer's activations as the second weighted layer sees them, flattened.
 
     That is the ReLU output in full precision and the ±1 signs in a BNN (the second layer's
@@ -33,7 +33,7 @@ def first_hidden_activations(model):
     return activations
 
 
-def activation_l1(model, data, eps_values, gradient=None):
+def activation_l1(model: tf.keras.Model, data, eps_values, gradient: str | None = None) -> dict:
     """Mean L1 norms of the first hidden layer's activations a(·) on clean and FGSM inputs, for every ε.
 
     x_adv = clip(x + ε·sign(∇x L), 0, 1) with the model's own gradient through the input

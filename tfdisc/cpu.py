@@ -17,7 +17,7 @@ BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 POLICIES = ("float32", "mixed_bfloat16")
 
 
-def cpu_flags(path="/proc/cpuinfo"):
+def cpu_flags(path: str = "/proc/cpuinfo") -> set:
     """The CPU's feature flags as a set (empty where the file does not exist, e.g. off Linux)."""
     try:
         with open(path) as f:
@@ -29,7 +29,7 @@ def cpu_flags(path="/proc/cpuinfo"):
     return set()
 
 
-def machine(path="/proc/cpuinfo"):
+def machine(path: str = "/proc/cpuinfo") -> str:
     """"<arch>, <n> CPU cores, <model name>": what a timing or a result was measured on."""
     model = "unknown CPU"
     try:
@@ -40,12 +40,12 @@ def machine(path="/proc/cpuinfo"):
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, {model}"
 
 
-def has_bfloat16(flags=None):
+def has_bfloat16(flags: set | None = None) -> bool:
     """Whether the CPU has bfloat16 arithmetic (any of `BFLOAT16_FLAGS`)."""
     return bool(set(BFLOAT16_FLAGS) & (cpu_flags() if flags is None else flags))
 
 
-def mixed_precision_policy(requested, flags=None):
+def mixed_precision_policy(requested: bool, flags: set | None = None) -> str:
     """The Keras policy name to train with: "mixed_bfloat16" if `requested` and the CPU has bfloat16.
 
     Without bfloat16 instructions it warns once and returns "float32": emulated bfloat16 would be
@@ -60,7 +60,7 @@ def mixed_precision_policy(requested, flags=None):
     return "float32"
 
 
-def set_policy(name):
+def set_policy(name: str) -> None:
     """Make `name` ("float32" or "mixed_bfloat16") the global Keras policy for models built from now on."""
     if name not in POLICIES:
         raise ValueError(f"Unknown policy {name!r}; valid values are {', '.join(map(repr, POLICIES))}.")

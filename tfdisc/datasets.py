@@ -138,7 +138,8 @@ def _validate(name, split, x, y, source):
     return x, y.astype(np.int64)
 
 
-def load_arrays(name, split, *, data_dir=None, examples=None, subset_order="random", download=True):
+def load_arrays(name: str, split: str, *, data_dir: str | None = None, examples: int | None = None,
+                subset_order: str = "random", download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One split as (uint8 images NHWC, int64 labels) numpy arrays, from the first source that has it.
 
     `examples` keeps that many: by default a fixed random subset (seed 0) in original order, unbiased
@@ -179,7 +180,7 @@ def _not_found(name, data_dir, error):
                              f"(TFDS said: {first_line})")
 
 
-def subset(n, examples, order="random"):
+def subset(n: int, examples: int | None, order: str = "random") -> np.ndarray:
     """Indices of `examples` of n items, ascending: all, the first ones, or a fixed random subset (seed 0)."""
     if order not in SUBSETS:
         raise ValueError(f"Unknown subset order {order!r}; valid values are {', '.join(map(repr, SUBSETS))}.")
@@ -193,7 +194,7 @@ def subset(n, examples, order="random"):
     return np.sort(np.random.default_rng(0).permutation(n)[:examples])
 
 
-def steps_per_epoch(examples, batch_size):
+def steps_per_epoch(examples: int, batch_size: int) -> int:
     return math.ceil(examples / batch_size)
 
 
@@ -201,7 +202,7 @@ def _to_float(images, labels):
     return tf.cast(images, tf.float32) / 255.0, labels
 
 
-def without_autotune(dataset):
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """`dataset` with tf.data autotuning off: for data already in memory, where it has nothing to tune.
 
     Autotuning's background thread often makes an iterator's teardown wait for its next wake-up,

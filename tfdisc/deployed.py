@@ -78,7 +78,7 @@ def deployed_report(deployed, twin, data, eps_values, attack_names=ATTACKS, *, p
     return report
 
 
-def report_lines(report):
+def report_lines(report: dict) -> list[str]:
     """The deployed report as text: Keras / deployed accuracy per attack and ε, then any loud warning."""
     names = list(report["attacks"])
     clean = report["clean_accuracy"]

@@ -42,7 +42,7 @@ class ExportError(ValueError):
     """A model cannot be exported as asked; the message names the layer or the missing piece."""
 
 
-def save(model, path, input_dtype="float32", *, overwrite=False):
+def save(model: tf.keras.Model, path, input_dtype: str = "float32", *, overwrite: bool = False) -> None:
     """Save `model` as a Keras SavedModel at `path` whose serving signature maps `pixels` to `logits`.
 
     Only the SavedModel's own entries (`SAVED_MODEL_ENTRIES`) are written; other files in `path` are left alone.
@@ -70,7 +70,7 @@ def save(model, path, input_dtype="float32", *, overwrite=False):
         files.replace_entries(tmp, path, SAVED_MODEL_ENTRIES, last="saved_model.pb")
 
 
-def binarized_layers(model):
+def binarized_layers(model: tf.keras.Model) -> tuple[list, dict]:
     """(names of layers with ±1 inputs and ±1 kernels, {name: why} of layers with ±1 kernels on real inputs)."""
     binary, real_inputs = [], {}
     for layer in _quantized_layers(model):
@@ -82,7 +82,7 @@ def binarized_layers(model):
     return binary, real_inputs
 
 
-def lce_form(model):
+def lce_form(model: tf.keras.Model) -> tf.keras.Model:
     """`model` with every binarized dense layer as the equal 1×1 convolution (`DenseAsConv`); other layers shared."""
     binary = set(binarized_layers(model)[0])
 
@@ -94,7 +94,7 @@ def lce_form(model):
     return tf.keras.models.clone_model(model, clone_function=rewrite)
 
 
-def to_tflite(model, path, *, input_dtype="float32"):
+def to_tflite(model: tf.keras.Model, path, *, input_dtype: str = "float32") -> Exported:
     """Write `model` as a float TFLite flatbuffer at `path` (atomically); return its `Exported`."""
     with tempfile.TemporaryDirectory() as saved_model:
         save(model, os.path.join(saved_model, "model"), input_dtype)
@@ -103,7 +103,7 @@ def to_tflite(model, path, *, input_dtype="float32"):
     return _write(path, flatbuffer, [], {**dict.fromkeys(binary, "float TFLite has no binary kernels"), **real_inputs})
 
 
-def to_lce(model, path, *, input_dtype="float32"):
+def to_lce(model: tf.keras.Model, path, *, input_dtype: str = "float32") -> Exported:
     """Write `model` as an LCE flatbuffer at `path` (atomically), every binarized layer on binary kernels.
 
     Raises `ExportError` naming the layers that did not become LCE binary convolutions, and says
@@ -152,12 +152,12 @@ def export_run(model_path: str, fmt: str = "lce", input_dtype: str = "float32", 
     return exported
 
 
-def operators(flatbuffer):
+def operators(flatbuffer: bytes) -> collections.Counter:
     """Counter of the operator names (builtin or custom) in a flatbuffer's main graph."""
     return collections.Counter(name for name, _ in _named_operators(_parse(flatbuffer)))
 
 
-def binary_weight_bytes(flatbuffer):
+def binary_weight_bytes(flatbuffer: bytes) -> int:
     """Bytes of the constants (bit-packed kernels, fused scales) of a flatbuffer's LCE binary convolutions."""
     model = _parse(flatbuffer)
     tensors = model.subgraphs[0].tensors
@@ -166,7 +166,7 @@ def binary_weight_bytes(flatbuffer):
     return sum(len(model.buffers[b].data) for b in buffers if model.buffers[b].data is not None)
 
 
-def signature(flatbuffer):
+def signature(flatbuffer: bytes) -> dict:
     """{"inputs": names, "outputs": names} of a flatbuffer's serving signature."""
     (serving,) = _parse(flatbuffer).signatureDefs
     return {"inputs": [t.name.decode() for t in serving.inputs], "outputs": [t.name.decode() for t in serving.outputs]}

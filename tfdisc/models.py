@@ -183,7 +183,7 @@ class Classifier(CheckedSteps, tf.keras.Model):
         return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
 
 
-def serving_function(model, input_dtype="float32"):
+def serving_function(model: tf.keras.Model, input_dtype: str = "float32") -> tf.types.experimental.GenericFunction:
     """A `tf.function` pixels -> {"logits": ...} over `model`, for batches of any size."""
     checks.choice("input_dtype", input_dtype, INPUT_DTYPES)
     spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), input_dtype, name=INPUT_NAME)
@@ -195,17 +195,26 @@ def serving_function(model, input_dtype="float32"):
     return serve
 
 
-def build_model(arch, *, precision="full", input_bits=8, input_mode="floor", input_shape=None, num_classes=None,
-                **overrides):
+def build_model(arch: str, *, precision: str = "full", input_bits: int = 8, input_mode: str = "floor",
+                input_shape: tuple | None = None, num_classes: int | None = None, **overrides) -> "Classifier":
     """Build `arch` as an uncompiled `Classifier` named e.g. "fcn1_bnn_2b".
 
-    The first layer is `InputDiscretization(input_bits, mode=input_mode)` (the study's floor rule by default,
-    "round" for round-to-nearest levels spread over [0, 1]); inputs are float pixels in [0, 1]
-    (or uint8); the output is logits. Input shape and classes default to the data set the
-    architecture is built for (`tfdisc.presets`). `overrides` change the builder's keyword
-    arguments (e.g. `width=100, depth=2` for the FCNs, `fc_units=512` for the AlexNets).
-    Under a mixed-precision Keras policy (`tfdisc.cpu`) the layers compute in its dtype; the
-    input discretization and the logits stay float32.
+    The first layer is `InputDiscretization(input_bits, mode=input_mode)`; inputs are float pixels in [0, 1] (or
+    uint8); the output is logits. Under a mixed-precision Keras policy (`tfdisc.cpu`) the layers compute in its
+    dtype; the input discretization and the logits stay float32.
+
+    # Arguments
+        arch: one of `ARCHITECTURES`: "fcn1", "fcn2" (MNIST), "alexnet" (CIFAR-10), "resnet20" (CIFAR-100),
+            "alexnet_imagenet".
+        precision: "full", "bnn" (BinaryNet: ±1 weights and activations) or "xnor" (XNOR-Net scales).
+        input_bits: bits the discretization keeps, 1..8.
+        input_mode: "floor" (the study's rule) or "round" (round-to-nearest levels over [0, 1]).
+        input_shape, num_classes: default to the data set the architecture is built for (`tfdisc.presets`).
+        **overrides: the builder's keyword arguments (`width=100, depth=2` for the FCNs, `fc_units=512` for the
+            AlexNets, `filters=(8, 16, 32)` for ResNet-20).
+
+    # Returns
+        A `Classifier` (a `tf.keras.Model`) that checks its input on every execution path.
     """
     checks.choice("arch", arch, tuple(ARCHITECTURES))
     checks.choice("precision", precision, PRECISIONS)
@@ -230,13 +239,13 @@ def build_model(arch, *, precision="full", input_bits=8, input_mode="floor", inp
     return Classifier(inputs, logits, name=f"{arch}_{precision}_{input_bits}b{suffix}")
 
 
-def discretization_gradient(model):
+def discretization_gradient(model: tf.keras.Model) -> str | None:
     """The `gradient` mode of the model's InputDiscretization layers: one mode, "mixed", or None if it has none."""
     modes = {layer.gradient for layer in model.submodules if isinstance(layer, InputDiscretization)}
     return modes.pop() if len(modes) == 1 else (None if not modes else "mixed")
 
 
-def with_input_gradient(model, gradient):
+def with_input_gradient(model: tf.keras.Model, gradient: str) -> tf.keras.Model:
     """`model` with every InputDiscretization passing gradients as `gradient` ("identity" or "zero").
 
     A new model object that shares every other layer (and so every weight) with `model`; `model`
@@ -255,7 +264,7 @@ def with_input_gradient(model, gradient):
     return tf.keras.models.clone_model(model, clone_function=reuse_or_switch)
 
 
-def without_discretization(model):
+def without_discretization(model: tf.keras.Model) -> tf.keras.Model:
     """`model` with its InputDiscretization layers replaced by identities (the other layers shared): what a
     protocol that perturbs already-discretized images feeds them to (`tfdisc.evaluation.protocols`)."""
     if discretization_gradient(model) is None:
@@ -264,12 +273,12 @@ def without_discretization(model):
                                        if isinstance(layer, InputDiscretization) else layer)
 
 
-def discretization_of(model):
+def discretization_of(model: tf.keras.Model) -> InputDiscretization | None:
     """The first InputDiscretization layer of `model`, or None."""
     return next((layer for layer in model.submodules if isinstance(layer, InputDiscretization)), None)
 
 
-def with_quantized_kernels(model):
+def with_quantized_kernels(model: tf.keras.Model) -> tf.keras.Model:
     """A copy of `model` for attacks, whose binarized (or XNOR-scaled) kernels are quantized once, not per call.
 
     Same logits and input gradients: a kernel quantizer acts on weights only, and input quantizers
@@ -292,7 +301,7 @@ def with_quantized_kernels(model):
     return copy
 
 
-def sync_quantized_kernels(model, copy):
+def sync_quantized_kernels(model: tf.keras.Model, copy: tf.keras.Model) -> None:
     """Set the kernels (and other weights) of `copy` (`with_quantized_kernels(model)`) from `model`'s."""
     for source, target in zip(model.layers, copy.layers):
         if getattr(source, "kernel_quantizer", None):

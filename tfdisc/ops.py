@@ -8,7 +8,7 @@ MODES = ("floor", "round")
 GRADIENTS = ("identity", "zero")
 
 
-def discretize(x, bits, mode="floor", gradient="identity"):
+def discretize(x, bits: int, mode: str = "floor", gradient: str = "identity") -> tf.Tensor:
     """Reduce float pixels in [0, 1] (or uint8 0..255) to `bits` bits; returns float32.
 
     mode="floor" is the study's rule on the 8-bit pixel p = round(255·x):
@@ -37,7 +37,7 @@ def discretize(x, bits, mode="floor", gradient="identity"):
     return tf.stop_gradient(q) + (through if gradient == "identity" else 0.0 * through)
 
 
-def levels(bits, mode="floor"):
+def levels(bits: int, mode: str = "floor") -> list[float]:
     """The pixel values in [0, 1] that `discretize(..., bits, mode)` can output, ascending."""
     checks.bits(bits)
     checks.choice("mode", mode, MODES)

@@ -212,8 +212,19 @@ def robustness_report(model, data, eps_values, attacks=registry.DEFAULT, surroga
                       gradient=None, jit_compile=False):
     """`RobustnessReport(model, attacks, surrogate, ...)(data, eps_values)`: every attack, worst case, checks.
 
-    `large_eps` is an ε at which accuracy should be near chance (MNIST 0.5, CIFAR 32/255); `tolerance`
-    is how far (accuracy share) an aggregate check may be off before it fails.
+    # Arguments
+        model: a Keras model that returns logits.
+        data: (x, y) arrays or a dataset of (images, labels) batches; pixels in [0, 1] or uint8.
+        eps_values: the L∞ budgets, in [0, 1] pixel units (sorted and de-duplicated).
+        attacks: names of `tfdisc.evaluation.registry.NAMES`; "autoattack" runs the cascade of `version`.
+        surrogate: the transfer attack's model.
+        large_eps: an ε at which accuracy should be near chance (MNIST 0.5, CIFAR 32/255), for its check.
+        tolerance: how far (accuracy share) an aggregate check may be off before it fails.
+        gradient: how the model's input discretization passes gradients for this report ("identity", "zero").
+
+    # Returns
+        {"eps", "clean_accuracy", "examples", "gradient", "attacks" ({name: {"eps", "accuracy"}}), "worst_case",
+        "checks", "masking_suspected", "settings", "seconds", ...}.
     """
     report = RobustnessReport(model, attacks, surrogate, version=version, pgd_steps=pgd_steps,
                               pgd_restarts=pgd_restarts, square_queries=square_queries, seed=seed, gradient=gradient,
