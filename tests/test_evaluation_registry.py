@@ -8,7 +8,7 @@ from tfdisc.evaluation import registry
 
 def test_kinds_are_read_from_the_entries():
     assert registry.names("white_box") == ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t")
-    assert registry.names("black_box") == ("square", "transfer")
+    assert registry.names("black_box") == ("square", "transfer", "discrete")
     assert "fgsm" not in registry.names("iterative") and "square" in registry.names("iterative")
     assert registry.NAMES[-1] == "autoattack" and set(registry.DEFAULT) <= set(registry.NAMES)
 

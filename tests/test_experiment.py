@@ -185,7 +185,7 @@ def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
     (["--data_dir=/usr", "--nodownload"], "error: Could not find mnist. Looked in: /usr/mnist.npz"),
     (["--attacks=fgsm,transfer"], "--attacks=transfer needs --surrogate"),
     (["--attacks=fgsm,cw"], "--attacks must be a comma list of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, transfer, "
-                                "autoattack"),
+                                "discrete, autoattack"),
     (["--surrogate=/nonexistent", "--attacks=transfer", "--data_dir=/nonexistent"], "--surrogate: no SavedModel at"),
     (["--learning_rate=nan"], "--learning_rate=nan must be a finite number > 0"),
     (["--learning_rate=inf"], "--learning_rate=inf must be a finite number > 0"),

@@ -305,3 +305,14 @@ def test_suite_memory_counts_the_processes_a_suite_starts_and_keeps_its_exit_cod
     peak = float(result.stdout.split("peak resident memory ")[1].split(" GiB")[0])
     assert 300 / 1024 < peak < 2, result.stdout  # the child's 300 MiB, counted once, plus pytest itself
     assert "bytearray(300" in result.stdout  # the child is listed at the peak
+
+
+def test_the_committed_report_regenerates_byte_for_byte_from_the_committed_records(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_paper.py"), "--report_only",
+                             f"--report={tmp_path / 'REPORT.md'}", f"--readme={readme}", "--data_dir=/nonexistent"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "REPORT.md").read_text() == (ROOT / "REPORT.md").read_text()
+    assert readme.read_text() == (ROOT / "README.md").read_text()  # its table comes from the same records

@@ -56,20 +56,35 @@ from tfdisc.models import build_model  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 
 __version__ = "0.1.0"
+# Every public module, for `from tfdisc import *` and the API reference; the ones not imported above load when used.
 __all__ = [
     "AdversarialModel",
     "InputDiscretization",
+    "analysis",
     "attacks",
     "build_model",
     "callbacks",
+    "certification",
     "checks",
+    "cli",
+    "cpu",
     "datasets",
+    "deployed",
+    "eps",
     "evaluation",
+    "experiment",
     "export",
     "files",
     "layers",
     "models",
     "ops",
+    "plotting",
     "presets",
+    "progress",
+    "recipes",
+    "reporting",
+    "runs",
+    "scan",
+    "steps",
     "training",
 ]

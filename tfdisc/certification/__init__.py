@@ -27,6 +27,7 @@ from tfdisc.certification import bounds, crown, search  # noqa: F401  (the packa
 from tfdisc.evaluation.data import as_dataset
 
 STATUSES = ("certified", "broken", "unknown")
+__all__ = ["Outcome", "bounds", "bracket", "certify", "crown", "search"]
 
 
 @dataclasses.dataclass

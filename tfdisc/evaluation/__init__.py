@@ -1,7 +1,7 @@
 """Robustness evaluation: FGSM ε sweeps, the multi-attack robustness report with AutoAttack's cascade, and the
 masking checks.
 
-- `sweep` / `FgsmSweep`: FGSM accuracy for many ε, one input gradient per batch (`tfdisc.evaluation.sweep`).
+- `sweep` / `FgsmSweep`: FGSM accuracy for many ε, one input gradient per batch (`tfdisc.evaluation.sweeps`).
 - `robustness_report` / `RobustnessReport`: every attack of the registry at every ε, the per-example worst case
   and the sanity checks (`tfdisc.evaluation.report`, `tfdisc.evaluation.registry`, `tfdisc.evaluation.masking`).
 """
@@ -11,7 +11,8 @@ from tfdisc.evaluation.registry import AUTOATTACK_SETTINGS, AUTOATTACK_VERSIONS
 from tfdisc.evaluation.registry import DEFAULT as DEFAULT_ATTACKS
 from tfdisc.evaluation.registry import NAMES as ATTACKS
 from tfdisc.evaluation.report import RobustnessReport, report_lines, robustness_report
-from tfdisc.evaluation.sweep import FgsmSweep, sweep, sweep_in
+from tfdisc.evaluation.sweeps import FgsmSweep, sweep, sweep_in
 
 __all__ = ["ATTACKS", "AUTOATTACK_SETTINGS", "AUTOATTACK_VERSIONS", "DEFAULT_ATTACKS", "FgsmSweep", "RobustnessReport",
-           "as_dataset", "batch_size_for", "report_lines", "robustness_report", "sweep", "sweep_in"]
+           "as_dataset", "batch_size_for", "report_lines", "robustness_report", "sweep", "sweep_in",
+           "data", "masking", "protocols", "registry", "report", "sweeps"]

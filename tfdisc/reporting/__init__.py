@@ -17,6 +17,8 @@ from tfdisc import files
 from tfdisc.reporting import analyses, certified, fit, ledger, protocols, records, render, stats, study  # noqa: F401
 from tfdisc.reporting.records import RecordError, RunRecord, load_evaluations, load_runs  # noqa: F401
 
+__all__ = ["analyses", "build_report", "certified", "fit", "grid", "ledger", "protocols", "records", "render", "stats",
+           "study"]
 logger = logging.getLogger(__name__)
 
 

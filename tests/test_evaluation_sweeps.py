@@ -1,4 +1,4 @@
-"""tfdisc.evaluation.sweep: FGSM accuracy over many ε from one input gradient per batch."""
+"""tfdisc.evaluation.sweeps: FGSM accuracy over many ε from one input gradient per batch."""
 
 import logging
 
