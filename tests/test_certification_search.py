@@ -3,12 +3,12 @@ and the discrete search only ever reports real counterexamples inside the ball."
 
 import numpy as np
 import pytest
+import scipy.optimize as scipy_optimize
 import tensorflow as tf
 
 from certification_models import random_images, random_model
 from tfdisc.certification import bounds, crown, search
 
-scipy_optimize = pytest.importorskip("scipy.optimize")
 
 
 def _small_boxes(model, count, eps=0.06, max_free=9, seed=0):
