@@ -12,6 +12,8 @@ the flatbuffer's operators are checked against the layers, never assumed.
 """
 
 import collections
+import contextlib
+import logging
 import os
 import tempfile
 import warnings
@@ -111,7 +113,7 @@ def to_lce(model: tf.keras.Model, path, *, input_dtype: str = "float32") -> Expo
     """
     lce = _lce()
     binary, real_inputs = binarized_layers(model)
-    with tempfile.TemporaryDirectory() as saved_model:
+    with tempfile.TemporaryDirectory() as saved_model, _without_compile_notice():
         save(lce_form(model), os.path.join(saved_model, "model"), input_dtype)
         flatbuffer = lce.convert_saved_model(os.path.join(saved_model, "model"))
     missing = _unmatched_binary_layers(model, binary, flatbuffer)
@@ -228,6 +230,24 @@ class TFLiteModel:
         self._interpreter.set_tensor(self._input["index"], x)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output["index"])
+
+
+class _CompileNotice(logging.Filter):
+    """Keras's "Compiled the loaded model, but the compiled metrics have yet to be built", which LCE's converter
+    triggers when it reloads the SavedModel: true and irrelevant to a flatbuffer."""
+
+    def filter(self, record):
+        return "Compiled the loaded model" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_compile_notice():
+    notice, logger = _CompileNotice(), logging.getLogger("tensorflow")
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def _lce():
