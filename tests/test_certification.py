@@ -8,6 +8,7 @@ from certification_models import random_images, random_model
 from tfdisc import attacks, evaluation
 from tfdisc import certification as cert
 from tfdisc.certification import bounds, search
+from tfdisc.evaluation import discrete
 
 
 @pytest.mark.parametrize("precision, seed", [("full", 6), ("bnn", 7), ("xnor", 8)])
@@ -24,7 +25,7 @@ def test_no_certified_example_is_broken_by_any_attack_or_by_enumeration(precisio
         assert certified.size, "the test needs certified examples"
         xc, yc = tf.constant(x[certified]), tf.constant(y[certified])
         for x_adv in (attacks.projected_gradient_descent(model, xc, eps, eps / 4, 10, y=yc, n_restarts=2, seed=0),
-                      search.discrete_search(model, xc, eps, yc, steps=30)):
+                      discrete.discrete_search(model, xc, eps, yc, steps=30)):
             assert np.all(np.argmax(model(x_adv, training=False), -1) == y[certified])
         low, high = (v.numpy() for v in bounds.level_box(discretization, x[certified], eps))
         for i in range(len(certified)):

@@ -27,7 +27,7 @@ def test_the_level_box_holds_exactly_the_levels_the_ball_can_reach(mode):
         reached = ops.discretize(np.clip(x + offset, 0, 1), 2, mode).numpy()
         assert np.all(low <= reached) and np.all(reached <= high)
     for levels in (low, high):  # the ends of the box: inputs in the ball that discretize to them
-        found = bounds.input_for_levels(discretization, x, 0.1, levels).numpy()
+        found = ops.input_for_levels(x, 0.1, levels).numpy()
         assert np.all(np.abs(found - x) <= 0.1 + 1e-6) and np.all(ops.discretize(found, 2, mode).numpy() == levels)
 
 

@@ -45,3 +45,20 @@ def levels(bits: int, mode: str = "floor") -> list[float]:
         step = 2 ** (8 - bits)
         return [p / 255.0 for p in range(0, 256, step)]
     return [k / (2**bits - 1) for k in range(2**bits)]
+
+
+def reachable_levels(x, eps, bits: int, mode: str = "floor") -> tuple[tf.Tensor, tf.Tensor]:
+    """(lowest, highest) level `discretize` can give each pixel anywhere in [x − eps, x + eps] ∩ [0, 1], float32;
+    every level between them is reachable (the quantizer is a monotone step function)."""
+    x, eps = tf.cast(x, tf.float32), tf.cast(eps, tf.float32)
+    return (discretize(tf.clip_by_value(x - eps, 0.0, 1.0), bits, mode),
+            discretize(tf.clip_by_value(x + eps, 0.0, 1.0), bits, mode))
+
+
+def input_for_levels(x, eps, levels) -> tf.Tensor:
+    """An input in the eps-ball of `x` that discretizes to `levels` (each reachable): the level itself, moved into
+    [x − eps, x + eps] ∩ [0, 1] where it lies outside (a level can sit just beyond the ball that reaches it, since
+    the quantizer rounds to the 8-bit grid first; the ball's end then discretizes to it)."""
+    x, eps = tf.cast(x, tf.float32), tf.cast(eps, tf.float32)
+    return tf.clip_by_value(tf.cast(levels, tf.float32), tf.clip_by_value(x - eps, 0.0, 1.0),
+                            tf.clip_by_value(x + eps, 0.0, 1.0))

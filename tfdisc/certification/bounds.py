@@ -22,12 +22,9 @@ class UnsupportedLayer(ValueError):
 
 
 def level_box(discretization: InputDiscretization, x, eps):
-    """(lowest, highest) discretized level each pixel can take anywhere in [x − ε, x + ε] ∩ [0, 1]; every level
-    between them is reachable (the quantizer is a monotone step function)."""
-    x = tf.cast(x, tf.float32)
-    eps = tf.cast(eps, tf.float32)
-    low = ops.discretize(tf.clip_by_value(x - eps, 0.0, 1.0), discretization.bits, discretization.mode)
-    high = ops.discretize(tf.clip_by_value(x + eps, 0.0, 1.0), discretization.bits, discretization.mode)
+    """(lowest, highest) discretized level of each pixel anywhere in [x − ε, x + ε] ∩ [0, 1], in float64
+    (`tfdisc.ops.reachable_levels`)."""
+    low, high = ops.reachable_levels(x, eps, discretization.bits, discretization.mode)
     return tf.cast(low, DTYPE), tf.cast(high, DTYPE)
 
 
@@ -36,15 +33,6 @@ def level_step(discretization: InputDiscretization) -> float:
     if discretization.mode == "floor":
         return 2 ** (8 - discretization.bits) / 255.0
     return 1.0 / (2 ** discretization.bits - 1)
-
-
-def input_for_levels(discretization, x, eps, levels):
-    """A float input in the ε-ball of `x` whose discretization is `levels` (each reachable): the level itself, moved
-    into [x − ε, x + ε] ∩ [0, 1] where it lies outside (then it is that end's own level, since the quantizer
-    rounds to the 8-bit grid first, a level can sit just beyond the ball that still reaches it)."""
-    x, eps = tf.cast(x, tf.float32), tf.cast(eps, tf.float32)
-    return tf.clip_by_value(tf.cast(levels, tf.float32), tf.clip_by_value(x - eps, 0.0, 1.0),
-                            tf.clip_by_value(x + eps, 0.0, 1.0))
 
 
 # ---- interval rules, one per layer type ----------------------------------------------------------------------

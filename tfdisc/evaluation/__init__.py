@@ -15,4 +15,4 @@ from tfdisc.evaluation.sweeps import FgsmSweep, sweep, sweep_in
 
 __all__ = ["ATTACKS", "AUTOATTACK_SETTINGS", "AUTOATTACK_VERSIONS", "DEFAULT_ATTACKS", "FgsmSweep", "RobustnessReport",
            "as_dataset", "batch_size_for", "report_lines", "robustness_report", "sweep", "sweep_in",
-           "data", "masking", "protocols", "registry", "report", "sweeps"]
+           "data", "discrete", "masking", "protocols", "registry", "report", "sweeps"]

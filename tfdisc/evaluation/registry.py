@@ -13,6 +13,8 @@ from typing import Callable
 import tensorflow as tf
 
 from tfdisc import attacks
+from tfdisc.evaluation import discrete
+from tfdisc.models import without_discretization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +71,8 @@ def _square(model, s):
 
 
 def _discrete(model, s):
-    from tfdisc.certification import search  # certification builds on evaluation: imported when used
-    from tfdisc.models import without_discretization
-
     plain = without_discretization(model)
-    return lambda x, y, eps, _: search.discrete_search(model, x, eps, y, plain=plain)
+    return lambda x, y, eps, _: discrete.discrete_search(model, x, eps, y, plain=plain)
 
 
 def _transfer(model, s):
