@@ -21,7 +21,6 @@ each a fresh report's first call (tracing and XLA compilation included, as a use
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -34,9 +33,9 @@ import tfdisc  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfdisc import attacks, cli, cpu, datasets, evaluation, export, files, models  # noqa: E402
+from tfdisc import attacks, benchmarking, cli, datasets, evaluation, export, models  # noqa: E402
+from tfdisc.benchmarking import LOSS, build as _build, compiled as _compiled  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
-from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
 PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls",
          "report_xla"]
@@ -61,7 +60,6 @@ flags.DEFINE_enum("art_attacks", "matched", ["matched", "default"], "autoattack 
                   "each), or with ART's default list (5 restarts each, DeepFool, Square 5×5000 queries: hours).")
 flags.DEFINE_bool("memory_child", False, "Internal: measure FCN1-BNN training memory in this process.")
 FLAGS = flags.FLAGS
-LOSS = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _batches(key):
@@ -69,34 +67,11 @@ def _batches(key):
 
 
 def _data(model, batch_size, batches):
-    """Random uint8 images through the library's own cached in-memory pipeline."""
-    shape = model.input_shape[1:]
-    n = batches * batch_size
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
-    y = rng.integers(0, model.output_shape[-1], n)
-    dataset = datasets.pipeline(x, y, batch_size)
-    for _ in dataset:  # fill the cache
-        pass
-    return dataset
+    return benchmarking.random_data(model, batch_size, batches)
 
 
 def _medians(variants):
-    """Warm each callable once, then time them in alternation; median seconds per variant."""
-    for fn in variants.values():
-        fn()
-    times = {name: [] for name in variants}
-    for _ in range(FLAGS.repeats):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def _build(key, **kwargs):
-    arch, precision = key.rsplit("_", 1)
-    return models.build_model(arch, precision=precision, **kwargs)
+    return benchmarking.median_seconds(variants, FLAGS.repeats)
 
 
 def _batch_size(key):
@@ -122,11 +97,6 @@ def bench_sweep(key):
     images = _batches(key) * _batch_size(key)
     return {"tfdisc_s": t["tfdisc"], "cleverhans_s": t["cleverhans"], "speedup": t["cleverhans"] / t["tfdisc"],
             "tfdisc_images_per_s": images / t["tfdisc"]}
-
-
-def _compiled(model, jit_compile=False):
-    model.compile(tf.keras.optimizers.Adam(1e-3), LOSS, jit_compile=jit_compile)
-    return model
 
 
 def bench_train(key):
@@ -161,7 +131,8 @@ def _art_vs_ours(key, data, ours_seconds):
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
 
     classifier = TensorFlowV2Classifier(model, nb_classes=model.output_shape[-1], input_shape=model.input_shape[1:],
-                                        loss_object=LOSS, optimizer=optimizer, train_step=train_step, clip_values=(0, 1))
+                                        loss_object=LOSS, optimizer=optimizer, train_step=train_step,
+                                        clip_values=(0, 1))
     trainer = AdversarialTrainer(classifier, FastGradientMethod(classifier, eps=0.1), ratio=0.5)
     x = np.concatenate([b[0].numpy() for b in data])
     y = np.concatenate([b[1].numpy() for b in data])
@@ -229,15 +200,8 @@ def bench_autoattack(_):
 
 
 def _latency(fn, x):
-    """Median seconds of one single-image call, over `repeats` runs of 50 calls (after a warm-up)."""
-    fn(x)
-    runs = []
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        for _ in range(50):
-            fn(x)
-        runs.append((time.perf_counter() - start) / 50)
-    return statistics.median(runs)
+    """Median seconds of one single-image call, over `repeats` runs of 50 calls (after a warm-up run)."""
+    return _medians({"calls": lambda: [fn(x) for _ in range(50)]})["calls"] / 50
 
 
 def _agreement(model, runners):
@@ -403,20 +367,6 @@ def _memory_child():
                       "fcn1_bnn_peak_rss_mib": peak}))
 
 
-def _machine():
-    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-            for gpu in tf.config.list_physical_devices("GPU")]
-    return f"{cpu.machine()}, GPUs: {', '.join(gpus) or 'none'}"
-
-
-def _markdown(results):
-    lines = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; {FLAGS.repeats} repeats of "
-             f"{FLAGS.batches} batches of {FLAGS.batch_size} (FCN) or {FLAGS.conv_batches} of {FLAGS.conv_batch_size} "
-             "(conv); median seconds.", ""]
-    lines += part_tables(results["parts"])
-    return "\n".join(lines)
-
-
 def main(argv):
     del argv
     if FLAGS.memory_child:
@@ -428,17 +378,12 @@ def main(argv):
                  "report_xla": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
                  "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"],
                  "attack_calls": FLAGS.models if FLAGS["models"].present else ["fcn1_bnn", "alexnet_bnn"]}
-    results = {"machine": _machine(), "parts": {}}
-    for part in FLAGS.parts:
-        results["parts"][part] = {}
-        for key in per_model.get(part, FLAGS.models):
-            tf.keras.backend.clear_session()
-            results["parts"][part][key] = benches[part](key)
-            print(part, key, json.dumps(results["parts"][part][key]), flush=True)
-    files.write_json_atomic(f"{FLAGS.output}.json", results)
-    files.write_text_atomic(f"{FLAGS.output}.md", _markdown(results))
-    print(_markdown(results))
-
+    results = {"machine": benchmarking.machine(),
+               "parts": benchmarking.run_parts(benches, FLAGS.parts, lambda part: per_model.get(part, FLAGS.models))}
+    header = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; {FLAGS.repeats} repeats of "
+              f"{FLAGS.batches} batches of {FLAGS.batch_size} (FCN) or {FLAGS.conv_batches} of "
+              f"{FLAGS.conv_batch_size} (conv); median seconds."]
+    print(benchmarking.write_results(FLAGS.output, results, header))
 
 if __name__ == "__main__":
     cli.run(main)

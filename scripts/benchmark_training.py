@@ -41,9 +41,9 @@ import larq as lq  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfdisc import cli, cpu, datasets, evaluation, files, models, presets  # noqa: E402
+from tfdisc import benchmarking, cli, cpu, evaluation, models, presets  # noqa: E402
+from tfdisc.benchmarking import LOSS, build as _build  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
-from tables import part_tables  # noqa: E402  (scripts/tables.py)
 
 MODELS = ["fcn1_full", "fcn1_bnn", "alexnet_full", "alexnet_bnn"]
 # name: (environment, XLA steps and sweep, new evaluation, mixed precision). TF_CPU_ALLOCATOR_USE_BFC is read when
@@ -67,12 +67,6 @@ flags.DEFINE_string("output", "benchmarks/cpu_training", "Writes <output>.json a
 flags.DEFINE_string("child", None, "Internal: measure this model under this process's setting, print JSON.")
 flags.DEFINE_string("child_setting", None, "Internal: the child's setting.")
 FLAGS = flags.FLAGS
-LOSS = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def _build(key):
-    arch, precision = key.rsplit("_", 1)
-    return models.build_model(arch, precision=precision)
 
 
 def _dataset_facts(key):
@@ -82,21 +76,11 @@ def _dataset_facts(key):
 
 
 def _data(model, batch_size, batches):
-    rng = np.random.default_rng(0)
-    n = batch_size * batches
-    x = rng.integers(0, 256, (n, *model.input_shape[1:]), dtype=np.uint8)
-    y = rng.integers(0, model.output_shape[-1], n)
-    return datasets.pipeline(x, y, batch_size, shuffle_seed=0)  # as training runs get it: shuffled, endless
+    return benchmarking.random_data(model, batch_size, batches, shuffle_seed=0)  # as training runs get it
 
 
 def _seconds(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return benchmarking.median_seconds({"fn": fn}, repeats)["fn"]
 
 
 def _fit_seconds_per_step(model, data, steps):
@@ -108,8 +92,7 @@ def _fit_seconds_per_step(model, data, steps):
 
 
 def _compiled(model, jit_compile=True):
-    model.compile(tf.keras.optimizers.Adam(1e-3), LOSS, metrics=["accuracy"], jit_compile=jit_compile)
-    return model
+    return benchmarking.compiled(model, jit_compile)
 
 
 # ---- profile -------------------------------------------------------------------------------------------------
@@ -307,37 +290,22 @@ def bench_settings(key, settings):
     return result
 
 
-def _markdown(results):
-    lines = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; batch sizes of the presets "
-             f"(MNIST 100, CIFAR-10 128); {FLAGS.steps} timed steps; settings: median of {FLAGS.repeats} processes.",
-             f"Peak matmul {results['peak_gflops']:.0f} GFLOP/s, memory bandwidth {results['bandwidth_gbs']:.1f} GB/s "
-             "(measured here).", ""]
-    lines += part_tables(results["parts"])
-    return "\n".join(lines)
-
-
 def main(argv):
     del argv
     if FLAGS.child:
         return _child(FLAGS.child, FLAGS.child_setting)
     settings = _settings()
-    results = {"machine": cpu.machine(),
-               "peak_gflops": _peak_matmul_flops() / 1e9, "bandwidth_gbs": _memory_bandwidth() / 1e9, "parts": {}}
-    print(f"peak {results['peak_gflops']:.0f} GFLOP/s, bandwidth {results['bandwidth_gbs']:.1f} GB/s", flush=True)
-    for part in FLAGS.parts:
-        results["parts"][part] = {}
-        for key in FLAGS.models:
-            tf.keras.backend.clear_session()
-            if part == "profile":
-                value = bench_profile(key, results["peak_gflops"] * 1e9, results["bandwidth_gbs"] * 1e9)
-            else:
-                value = bench_settings(key, settings)
-            results["parts"][part][key] = value
-            print(part, key, json.dumps(value), flush=True)
-    files.write_json_atomic(f"{FLAGS.output}.json", results)
-    files.write_text_atomic(f"{FLAGS.output}.md", _markdown(results))
-    print(_markdown(results))
-
+    peak, bandwidth = _peak_matmul_flops(), _memory_bandwidth()
+    print(f"peak {peak / 1e9:.0f} GFLOP/s, bandwidth {bandwidth / 1e9:.1f} GB/s", flush=True)
+    benches = {"profile": lambda key: bench_profile(key, peak, bandwidth),
+               "settings": lambda key: bench_settings(key, settings)}
+    results = {"machine": cpu.machine(), "peak_gflops": peak / 1e9, "bandwidth_gbs": bandwidth / 1e9,
+               "parts": benchmarking.run_parts(benches, FLAGS.parts, lambda part: FLAGS.models)}
+    header = [f"Machine: {results['machine']}; TensorFlow {tf.__version__}; batch sizes of the presets "
+              f"(MNIST 100, CIFAR-10 128); {FLAGS.steps} timed steps; settings: median of {FLAGS.repeats} "
+              "processes.", f"Peak matmul {results['peak_gflops']:.0f} GFLOP/s, memory bandwidth "
+              f"{results['bandwidth_gbs']:.1f} GB/s (measured here)."]
+    print(benchmarking.write_results(FLAGS.output, results, header))
 
 if __name__ == "__main__":
     cli.run(main)
