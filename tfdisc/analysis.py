@@ -1,14 +1,17 @@
 """What an attack does inside a trained model: the study's Fig. 6 (L1 norm of first-layer activations)."""
 
+from typing import Callable
+
 import numpy as np
 import tensorflow as tf
 
 from tfdisc import attacks, checks, eps as eps_lib
 from tfdisc.evaluation import as_dataset
 from tfdisc.models import discretization_gradient, with_input_gradient
+from tfdisc.types import Data, EpsValues
 
 
-def first_hidden_activations(model: tf.keras.Model):
+def first_hidden_activations(model: tf.keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     """A function x -> the first hidden layer's activations as the second weighted layer sees them, flattened.
 
     That is the ReLU output in full precision and the ±1 signs in a BNN (the second layer's
@@ -33,7 +36,7 @@ def first_hidden_activations(model: tf.keras.Model):
     return activations
 
 
-def activation_l1(model: tf.keras.Model, data, eps_values, gradient: str | None = None) -> dict:
+def activation_l1(model: tf.keras.Model, data: Data, eps_values: EpsValues, gradient: str | None = None) -> dict:
     """Mean L1 norms of the first hidden layer's activations a(·) on clean and FGSM inputs, for every ε.
 
     x_adv = clip(x + ε·sign(∇x L), 0, 1) with the model's own gradient through the input

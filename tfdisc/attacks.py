@@ -10,10 +10,13 @@ retraces. Labels `y` are int class ids; `y=None` attacks the model's own predict
 leaking). Bad arguments raise ValueError, or fail a graph assertion when they are tensors.
 """
 
+from typing import Callable
+
 import numpy as np
 import tensorflow as tf
 
 from tfdisc import checks
+from tfdisc.types import LossFn, ModelFn, TensorLike
 
 
 def _check_norm(norm):
@@ -27,7 +30,7 @@ def _num_classes(model_fn):
     return None
 
 
-def logits_of(model_fn, x):
+def logits_of(model_fn: ModelFn, x: tf.Tensor) -> tf.Tensor:
     """Logits of `model_fn` at `x`, with a Keras model in inference mode."""
     if isinstance(model_fn, tf.keras.layers.Layer):
         return model_fn(x, training=False)
@@ -40,12 +43,13 @@ def _labels(model_fn, x, y):
     return checks.labels(y, _num_classes(model_fn))
 
 
-def sparse_cross_entropy(labels, logits):
+def sparse_cross_entropy(labels: TensorLike, logits: tf.Tensor) -> tf.Tensor:
     """Per-example softmax cross-entropy of int `labels` against `logits` (the default `loss_fn`)."""
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int64), logits=logits)
 
 
-def logits_and_gradient(model_fn, x, y, loss_fn=None):
+def logits_and_gradient(model_fn: ModelFn, x: tf.Tensor, y: TensorLike,
+                        loss_fn: LossFn | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """Logits at `x` and the gradient w.r.t. `x` of their summed loss against `y` (cross-entropy by default).
 
     Summing (not averaging) keeps each example's gradient independent of the batch size.
@@ -59,13 +63,14 @@ def logits_and_gradient(model_fn, x, y, loss_fn=None):
     return logits, tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
 
-def loss_gradient(model_fn, x, y, loss_fn=None):
+def loss_gradient(model_fn: ModelFn, x: tf.Tensor, y: TensorLike, loss_fn: LossFn | None = None) -> tf.Tensor:
     """Gradient w.r.t. `x` of the summed loss of `model_fn(x)` against `y`."""
     return logits_and_gradient(model_fn, x, y, loss_fn)[1]
 
 
-def fast_gradient_method(model_fn, x, eps, norm=np.inf, *, loss_fn=None, clip_min=0.0, clip_max=1.0, y=None,
-                         targeted=False):
+def fast_gradient_method(model_fn: ModelFn, x: TensorLike, eps: TensorLike, norm: float = np.inf, *,
+                         loss_fn: LossFn | None = None, clip_min: float | None = 0.0, clip_max: float | None = 1.0,
+                         y: TensorLike | None = None, targeted: bool = False) -> tf.Tensor:
     """FGSM: clip(x + eps·sign(∇x L(x, y)), clip_min, clip_max); `targeted` descends toward y."""
     _check_norm(norm)
     x = checks.pixels(x)
@@ -77,8 +82,9 @@ def fast_gradient_method(model_fn, x, eps, norm=np.inf, *, loss_fn=None, clip_mi
     return tf.clip_by_value(x + eps * direction, clip_min, clip_max)
 
 
-def random_fgsm(model_fn, x, eps, alpha, norm=np.inf, *, loss_fn=None, clip_min=0.0, clip_max=1.0, y=None,
-                seed=None):
+def random_fgsm(model_fn: ModelFn, x: TensorLike, eps: TensorLike, alpha: TensorLike, norm: float = np.inf, *,
+                loss_fn: LossFn | None = None, clip_min: float | None = 0.0, clip_max: float | None = 1.0,
+                y: TensorLike | None = None, seed: int | None = None) -> tf.Tensor:
     """R-FGSM (Tramèr et al. 2018): a random α-step, then an (eps − α) gradient-sign step.
 
     x' = clip(x + α·sign(N(0, I))),  x_adv = clip(x' + (eps − α)·sign(∇x' L(x', y))).
@@ -99,8 +105,11 @@ def random_fgsm(model_fn, x, eps, alpha, norm=np.inf, *, loss_fn=None, clip_min=
     return tf.clip_by_value(x_rand + step * tf.sign(loss_gradient(model_fn, x_rand, y, loss_fn)), clip_min, clip_max)
 
 
-def projected_gradient_descent(model_fn, x, eps, eps_iter, nb_iter, norm=np.inf, *, loss_fn=None, clip_min=0.0,
-                               clip_max=1.0, y=None, targeted=False, rand_init=True, seed=None, n_restarts=1):
+def projected_gradient_descent(model_fn: ModelFn, x: TensorLike, eps: TensorLike, eps_iter: TensorLike,
+                               nb_iter: int, norm: float = np.inf, *, loss_fn: LossFn | None = None,
+                               clip_min: float | None = 0.0, clip_max: float | None = 1.0,
+                               y: TensorLike | None = None, targeted: bool = False, rand_init: bool = True,
+                               seed: int | None = None, n_restarts: int = 1) -> tf.Tensor:
     """L∞ PGD (Madry et al. 2018): `nb_iter` FGSM steps of `eps_iter`, each projected onto the eps-ball.
 
     With `rand_init` each start is uniform in the eps-ball. With `n_restarts` > 1, each example
@@ -150,8 +159,9 @@ def projected_gradient_descent(model_fn, x, eps, eps_iter, nb_iter, norm=np.inf,
     return tf.while_loop(lambda r, *_: r < n_restarts, restart_step, (tf.constant(1), best, score(best)))[1]
 
 
-def square_attack(model_fn, x, eps, norm=np.inf, *, y=None, n_queries=1000, p_init=0.05, clip_min=0.0, clip_max=1.0,
-                  seed=None):
+def square_attack(model_fn: ModelFn, x: TensorLike, eps: TensorLike, norm: float = np.inf, *,
+                  y: TensorLike | None = None, n_queries: int = 1000, p_init: float = 0.05, clip_min: float = 0.0,
+                  clip_max: float = 1.0, seed: int | None = None) -> tf.Tensor:
     """Score-based L∞ Square Attack (Andriushchenko et al. 2020), batched; uses no gradients.
 
     Starts from random vertical stripes of ±eps, then for `n_queries` − 1 queries proposes a new
@@ -214,7 +224,8 @@ def _random_sign(base, counter, shape, dtype):
     return tf.cast(2 * tf.random.stateless_uniform(shape, base + [0, counter], 0, 2, tf.int32) - 1, dtype)
 
 
-def transfer_attack(source_fn, x, eps, *, y=None, attack=None, **attack_kwargs):
+def transfer_attack(source_fn: ModelFn, x: TensorLike, eps: TensorLike, *, y: TensorLike | None = None,
+                    attack: Callable[..., tf.Tensor] | None = None, **attack_kwargs) -> tf.Tensor:
     """Black-box transfer: adversarial examples crafted on the surrogate `source_fn`.
 
     `attack` is any attack here (default `fast_gradient_method`); evaluate the result on the target.
@@ -241,7 +252,7 @@ def _uniform(shape, low, high, seed, restart=0):
 LOSSES = ("ce", "dlr")
 
 
-def dlr_loss(labels, logits, target=None):
+def dlr_loss(labels: TensorLike, logits: tf.Tensor, target: TensorLike | None = None) -> tf.Tensor:
     """Difference-of-logits-ratio loss of Croce & Hein 2020, per example (to be maximized).
 
     Untargeted: −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3); targeted toward `target`:
@@ -256,7 +267,7 @@ def dlr_loss(labels, logits, target=None):
     return -(true - target_logit) / (ordered[:, 0] - 0.5 * (ordered[:, 2] + ordered[:, 3]) + 1e-12)
 
 
-def margin_loss(labels, logits):
+def margin_loss(labels: TensorLike, logits: tf.Tensor) -> tf.Tensor:
     """Carlini–Wagner margin max_{i≠y} z_i − z_y per example (to be maximized); unlike the cross-entropy it
     never saturates, so its input gradient is zero only where the model's logits do not move."""
     labels = tf.cast(labels, tf.int64)
@@ -274,8 +285,9 @@ def _apgd_loss(loss, targeted, target):
     return sparse_cross_entropy
 
 
-def apgd(model_fn, x, eps, norm=np.inf, *, y=None, loss="ce", n_iter=100, n_restarts=1, targeted=False,
-         n_target_classes=9, rho=0.75, clip_min=0.0, clip_max=1.0, seed=None):
+def apgd(model_fn: ModelFn, x: TensorLike, eps: TensorLike, norm: float = np.inf, *, y: TensorLike | None = None,
+         loss: str = "ce", n_iter: int = 100, n_restarts: int = 1, targeted: bool = False, n_target_classes: int = 9,
+         rho: float = 0.75, clip_min: float = 0.0, clip_max: float = 1.0, seed: int | None = None) -> tf.Tensor:
     """Auto-PGD (Croce & Hein, ICML 2020), L∞: APGD-CE, APGD-DLR and, with `targeted`, APGD-T.
 
     Step size 2ε, halved at the paper's checkpoints (after 22% of `n_iter`, then at intervals

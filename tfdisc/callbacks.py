@@ -81,7 +81,7 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
             self._manager = tf.train.CheckpointManager(checkpoint, self.directory, self.max_to_keep)
         return self._manager
 
-    def restore(self, model):
+    def restore(self, model: tf.keras.Model) -> int:
         manager = self._manager_for(model)
         done = 0
         if manager.latest_checkpoint is not None:

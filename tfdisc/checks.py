@@ -13,10 +13,13 @@ import contextlib
 import math
 import numbers
 import re
+from typing import Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
+
+from tfdisc.types import TensorLike
 
 
 class InvalidInputError(ValueError):
@@ -26,26 +29,26 @@ class InvalidInputError(ValueError):
 PIXEL_HELP = "pass float32 images in [0, 1] (divide 0..255 images by 255) or uint8 images 0..255"
 
 
-def in_xla():
+def in_xla() -> bool:
     """Whether the code being traced is compiled by XLA (where assertions are dropped)."""
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
-def choice(name, value, choices):
+def choice(name: str, value: object, choices: Iterable) -> object:
     """Raise InvalidInputError unless `value` is one of `choices`."""
     if value not in choices:
         raise InvalidInputError(f"Unknown {name} {value!r}; valid values are {', '.join(map(repr, choices))}.")
     return value
 
 
-def bits(value):
+def bits(value: int) -> int:
     """Raise InvalidInputError unless `value` is an int in 1..8."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 8:
         raise InvalidInputError(f"bits must be an int in 1..8 (8 keeps all 256 pixel levels); got {value!r}.")
     return value
 
 
-def positive_int(name, value):
+def positive_int(name: str, value: TensorLike) -> TensorLike:
     """Raise InvalidInputError unless `value` is a positive int (a Python int or a constant tensor)."""
     static = tf.get_static_value(tf.convert_to_tensor(value))
     if static is not None and (static < 1 or int(static) != static):
@@ -74,7 +77,7 @@ def _own_message(text):
 
 
 @contextlib.contextmanager
-def clear_errors():
+def clear_errors() -> Iterator[None]:
     """Re-raise a failed tfdisc check, from a graph assertion or a traced function, as one plain `InvalidInputError`."""
     try:
         yield
@@ -101,7 +104,7 @@ def _fail_or_assert(static_ok, graph_condition, message, value):
     return _graph_assert(graph_condition, message, value)
 
 
-def eps(name, value, dtype=tf.float32):
+def eps(name: str, value: TensorLike, dtype: tf.DType = tf.float32) -> tf.Tensor:
     """`value` as a scalar tensor, checked to be a finite L∞ budget in [0, 1] (pixel units)."""
     value = tf.cast(tf.convert_to_tensor(value), dtype)
     static = tf.get_static_value(value)
@@ -111,7 +114,8 @@ def eps(name, value, dtype=tf.float32):
     return _fail_or_assert(ok, (value >= 0) & (value <= 1), message, value)
 
 
-def fraction(name, value, *, low=0.0, high=1.0, low_inclusive=True):
+def fraction(name: str, value: object, *, low: float = 0.0, high: float = 1.0,
+             low_inclusive: bool = True) -> float:
     """A Python float in [low, high] (or (low, high]); ValueError naming `name` otherwise."""
     try:
         value = float(value)
@@ -124,7 +128,7 @@ def fraction(name, value, *, low=0.0, high=1.0, low_inclusive=True):
     return value
 
 
-def pixels(x, check_values=True):
+def pixels(x: TensorLike, check_values: bool = True) -> tf.Tensor:
     """Images as float pixels in [0, 1]: uint8 0..255 is scaled to float32, float is checked.
 
     Other dtypes fail, and so (unless `check_values` is False) do NaN or out-of-range float pixels,
@@ -156,7 +160,7 @@ def pixels(x, check_values=True):
                          f"Float pixels must lie in [0, 1]; {PIXEL_HELP}.", x)
 
 
-def image_shape(x, expected):
+def image_shape(x: tf.Tensor, expected: tuple) -> tf.Tensor:
     """`x`, checked to be a batch of images of shape `expected` (None for any size) where that is known."""
     got = tuple(x.shape)
     if len(got) != len(expected) + 1 or any(e is not None and g is not None and e != g
@@ -166,7 +170,7 @@ def image_shape(x, expected):
     return x
 
 
-def nan_where_invalid(x, y):
+def nan_where_invalid(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """`y` with every example (leading axis) whose pixels `x` hold NaN or leave [0, 1] set to NaN.
 
     The last line of defence where no error can be raised (inside XLA, in a TFLite flatbuffer).
@@ -178,7 +182,7 @@ def nan_where_invalid(x, y):
     return tf.where(valid, y, tf.constant(float("nan"), y.dtype))
 
 
-def labels(y, num_classes=None):
+def labels(y: TensorLike, num_classes: int | None = None) -> tf.Tensor:
     """Class-id labels, checked to be whole numbers in 0..num_classes − 1 (>= 0 if num_classes is None)."""
     y = tf.convert_to_tensor(y)
     if not (y.dtype.is_integer or y.dtype.is_floating):

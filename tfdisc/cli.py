@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Callable, Sequence
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -23,7 +24,7 @@ FLAGS = flags.FLAGS
 GROUPS: dict[str, list[str]] = {}  # group title -> the flags it defined, in order
 
 
-def flag(group: str, define, name: str, *args, **kwargs) -> None:
+def flag(group: str, define: Callable[..., object], name: str, *args, **kwargs) -> None:
     """Define the flag `name` with absl's `define` and list it under `group` in --help."""
     define(name, *args, **kwargs)
     GROUPS.setdefault(group, []).append(name)
@@ -116,7 +117,7 @@ def define_training_flags(dataset: str) -> None:
         "--adv_alpha must be <= --adv_eps (the random step spends part of the budget).")
 
 
-def define_attack_flags(default_attacks=("fgsm",)) -> None:
+def define_attack_flags(default_attacks: Sequence[str] = ("fgsm",)) -> None:
     """The robustness report's attacks, and how gradients pass the input discretization."""
     group = "attacks"
     flag(group, flags.DEFINE_list, "attacks", list(default_attacks), f"Attacks of the robustness report, any of "
@@ -190,7 +191,7 @@ def define_experiment_flags(dataset: str) -> None:
     define_output_flags()
 
 
-def precision(flags_obj) -> str:
+def precision(flags_obj: flags.FlagValues) -> str:
     """The precision the flags ask for; RunError when --precision contradicts --bnn or --xnor."""
     shorthand = "bnn" if flags_obj.bnn else "xnor" if flags_obj.xnor else None
     if shorthand and not flags_obj["precision"].using_default_value and flags_obj.precision != shorthand:
@@ -198,7 +199,7 @@ def precision(flags_obj) -> str:
     return shorthand or flags_obj.precision
 
 
-def run_config(flags_obj, dataset: str) -> runs.RunConfig:
+def run_config(flags_obj: flags.FlagValues, dataset: str) -> runs.RunConfig:
     """The frozen `RunConfig` of an experiment script's parsed flags."""
     given = lambda name: flags_obj[name].value if not flags_obj[name].using_default_value else None  # noqa: E731
     values = {name: flags_obj[name].value for group in ("data", "training", "attacks", "output")
@@ -277,7 +278,7 @@ def _one_line(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def run(main, doc: str | None = None, check=None) -> None:
+def run(main: Callable[[list[str]], object], doc: str | None = None, check: Callable[[], None] | None = None) -> None:
     """`absl.app.run(main)` where --help prints the script's own flags by group and exits 0, library logs are
     quiet, and every expected failure ends as one line "error: ..." on stderr with exit status 1 (130 for Ctrl-C).
 

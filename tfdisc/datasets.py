@@ -96,7 +96,7 @@ def _candidates(name, data_dir):
     return places
 
 
-def network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
+def network_reachable(host: str = "storage.googleapis.com", port: int = 443, timeout: float = 3.0) -> bool:
     """Whether TFDS's download host answers (a quick probe, so an offline run fails at once)."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -214,7 +214,7 @@ def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def augment(images, seeds, padding=4):
+def augment(images: tf.Tensor, seeds: tf.Tensor, padding: int = 4) -> tf.Tensor:
     """Standard CIFAR augmentation, one stateless seed per image: pad by `padding` (zeros), crop back to the
     original size at a random offset, and flip left-right with probability 1/2 (as torchvision's RandomCrop and
     RandomHorizontalFlip in the study's reference code). `images` NHWC, `seeds` [N, 2] int."""
@@ -230,7 +230,8 @@ def augment(images, seeds, padding=4):
     return tf.map_fn(one, (padded, seeds), fn_output_signature=images.dtype)
 
 
-def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0, augmented=False):
+def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int = 128, shuffle_seed: int | None = None,
+             first_epoch: int = 0, augmented: bool = False) -> tf.data.Dataset:
     """tf.data of (float32 in [0, 1], int64) batches over uint8 arrays, prefetched, autotuning off.
 
     Without `shuffle_seed`: one pass in order, cached. With it: endless epochs from
@@ -268,13 +269,24 @@ def pipeline(x, y, batch_size=128, shuffle_seed=None, first_epoch=0, augmented=F
     return without_autotune(epochs.prefetch(tf.data.AUTOTUNE))
 
 
-def load(name, split, *, data_dir=None, batch_size=128, examples=None, subset_order="random", shuffle_seed=None,
-         first_epoch=0, download=True):
+def load(name: str, split: str, *, data_dir: str | None = None, batch_size: int = 128, examples: int | None = None,
+         subset_order: str = "random", shuffle_seed: int | None = None, first_epoch: int = 0,
+         download: bool = True) -> tf.data.Dataset:
     """Batched, cached, prefetched tf.data of (float32 images in [0, 1], int64 labels).
 
     Names: mnist, fashion_mnist, cifar10, cifar100, imagenet2012; splits: train, test (ImageNet's
     validation set). See `pipeline` for `shuffle_seed` (endless, epoch-seeded shuffling).
     ImageNet streams from TFDS, resized to 227×227 and shuffled through a buffer.
+
+    # Arguments
+        name, split: the data set and its split.
+        data_dir: where the data is (the module docstring lists the sources tried in order); None for
+            $TFDISC_DATA_DIR.
+        batch_size: images per batch.
+        examples: use only this many (None: all), chosen by `subset_order` ("random": a fixed seed-0 subset,
+            or "first").
+        shuffle_seed, first_epoch: see `pipeline`.
+        download: whether TFDS may download a data set that is not on the machine.
     """
     _check_request(name, split)
     if not presets.get(name).in_memory:

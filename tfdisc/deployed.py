@@ -7,6 +7,8 @@ accuracy and the deployed model's; a deployed model more than `tolerance` below 
 same attack is listed in `less_robust`, which the scripts print loudly.
 """
 
+from typing import Callable, Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -14,6 +16,7 @@ from tfdisc import attacks, checks, eps as eps_lib
 from tfdisc.evaluation import registry
 from tfdisc.evaluation.data import as_dataset
 from tfdisc.progress import Progress
+from tfdisc.types import Data, EpsValues
 
 # Crafted on the Keras twin and sent over: the registry's white-box attacks; queried directly: its score-based one.
 TRANSFERRED = ("fgsm", "pgd", "apgd-ce")
@@ -27,8 +30,9 @@ def _crafters(twin, names, pgd_steps, seed):
                               reduce_retracing=True) for name in names}
 
 
-def deployed_report(deployed, twin, data, eps_values, attack_names=ATTACKS, *, pgd_steps=20, square_queries=1000,
-                    seed=0, tolerance=0.01):
+def deployed_report(deployed: Callable[[np.ndarray], np.ndarray], twin: tf.keras.Model, data: Data,
+                    eps_values: EpsValues, attack_names: Sequence[str] = ATTACKS, *, pgd_steps: int = 20,
+                    square_queries: int = 1000, seed: int = 0, tolerance: float = 0.01) -> dict:
     """Accuracy per attack and ε of `deployed` (a `tfdisc.export.TFLiteModel`) beside its Keras `twin`.
 
     `data`: (x, y) arrays or a dataset of batches. "square" runs against each model on its own;

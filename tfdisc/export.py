@@ -25,6 +25,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 from tfdisc import checks, files, models
 from tfdisc.layers import DenseAsConv
+from tfdisc.types import Path
 
 from tfdisc.models import INPUT_DTYPES, INPUT_NAME, OUTPUT_NAME  # noqa: F401  (names of every exported format)
 
@@ -44,7 +45,7 @@ class ExportError(ValueError):
     """A model cannot be exported as asked; the message names the layer or the missing piece."""
 
 
-def save(model: tf.keras.Model, path, input_dtype: str = "float32", *, overwrite: bool = False) -> None:
+def save(model: tf.keras.Model, path: Path, input_dtype: str = "float32", *, overwrite: bool = False) -> None:
     """Save `model` as a Keras SavedModel at `path` whose serving signature maps `pixels` to `logits`.
 
     Only the SavedModel's own entries (`SAVED_MODEL_ENTRIES`) are written; other files in `path` are left alone.
@@ -96,7 +97,7 @@ def lce_form(model: tf.keras.Model) -> tf.keras.Model:
     return tf.keras.models.clone_model(model, clone_function=rewrite)
 
 
-def to_tflite(model: tf.keras.Model, path, *, input_dtype: str = "float32") -> Exported:
+def to_tflite(model: tf.keras.Model, path: Path, *, input_dtype: str = "float32") -> Exported:
     """Write `model` as a float TFLite flatbuffer at `path` (atomically); return its `Exported`."""
     with tempfile.TemporaryDirectory() as saved_model:
         save(model, os.path.join(saved_model, "model"), input_dtype)
@@ -105,7 +106,7 @@ def to_tflite(model: tf.keras.Model, path, *, input_dtype: str = "float32") -> E
     return _write(path, flatbuffer, [], {**dict.fromkeys(binary, "float TFLite has no binary kernels"), **real_inputs})
 
 
-def to_lce(model: tf.keras.Model, path, *, input_dtype: str = "float32") -> Exported:
+def to_lce(model: tf.keras.Model, path: Path, *, input_dtype: str = "float32") -> Exported:
     """Write `model` as an LCE flatbuffer at `path` (atomically), every binarized layer on binary kernels.
 
     Raises `ExportError` naming the layers that did not become LCE binary convolutions, and says

@@ -7,6 +7,9 @@ import json
 import os
 import shutil
 import tempfile
+from typing import IO, Iterable, Iterator
+
+from tfdisc.types import Path
 
 
 def _umask():
@@ -16,7 +19,7 @@ def _umask():
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w"):
+def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success it replaces `path` in one rename.
 
     The file gets the permissions a plain `open` would give it (0666 less the umask).
@@ -35,7 +38,7 @@ def atomic_write(path, mode="w"):
 
 
 @contextlib.contextmanager
-def atomic_directory(path):
+def atomic_directory(path: Path) -> Iterator[str]:
     """Yield a temporary folder beside `path`; on success it takes the place of `path` (old contents removed).
 
     A kill while the folder is written leaves `path` as it was (plus a `.tmp-` folder that the next
@@ -63,7 +66,7 @@ def atomic_directory(path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def replace_entries(source, target, entries, last):
+def replace_entries(source: Path, target: Path, entries: Iterable[str], last: str) -> None:
     """Move `entries` (files or folders) of folder `source` into folder `target`, replacing those there; entries
     absent from `source` are removed from `target`, and nothing else in `target` is touched. `last` is removed
     first and moved last, so a reader that requires it never sees a mix of old and new entries."""
@@ -83,7 +86,7 @@ def replace_entries(source, target, entries, last):
         os.replace(os.path.join(source, last), os.path.join(target, last))
 
 
-def check_writable_file(path, what="the output"):
+def check_writable_file(path: Path, what: str = "the output") -> None:
     """ValueError unless a file can be written at `path` (made with its parent folders): it is no folder and no
     symbolic link, and its folder is writable. Call it before long work whose result goes there."""
     path = os.path.abspath(str(path))
@@ -100,12 +103,12 @@ def check_writable_file(path, what="the output"):
         raise ValueError(f"{what}: cannot write in {folder} ({error.strerror}); choose a writable folder.") from None
 
 
-def write_text_atomic(path, text):
+def write_text_atomic(path: Path, text: str) -> None:
     with atomic_write(path) as f:
         f.write(text)
 
 
-def write_json_atomic(path, obj):
+def write_json_atomic(path: Path, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
@@ -114,7 +117,7 @@ class LockedError(RuntimeError):
 
 
 @contextlib.contextmanager
-def exclusive_lock(path, what):
+def exclusive_lock(path: Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on the file `path` (created if needed, never followed if it is a link).
 
     `what` names the locked thing in the error: LockedError if another process holds the lock, ValueError if

@@ -71,7 +71,7 @@ class DenseAsConv(lq.layers.QuantConv2D):
         super().__init__(units, 1, **kwargs)
 
     @classmethod
-    def from_dense(cls, dense):
+    def from_dense(cls, dense: tf.keras.layers.Dense) -> "DenseAsConv":
         layer = cls(**dense.get_config())
         layer.build((None, dense.kernel.shape[0]))
         kernel, *bias = dense.get_weights()

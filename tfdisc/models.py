@@ -66,7 +66,7 @@ def _logits(x, precision, num_classes):
     return x
 
 
-def fcn(x, precision, num_classes, *, depth, width):
+def fcn(x: tf.Tensor, precision: str, num_classes: int, *, depth: int, width: int) -> tf.Tensor:
     """MNIST fully connected net: 784-width×depth-classes (FCN1: 6144×4, FCN2: 600×4)."""
     x = tf.keras.layers.Flatten()(x)
     for i in range(depth):
@@ -75,7 +75,8 @@ def fcn(x, precision, num_classes, *, depth, width):
     return _logits(x, precision, num_classes)
 
 
-def alexnet(x, precision, num_classes, *, inflation=None, fc_units=4096):
+def alexnet(x: tf.Tensor, precision: str, num_classes: int, *, inflation: int | None = None,
+            fc_units: int = 4096) -> tf.Tensor:
     """CIFAR-10 AlexNet after BinaryNet.pytorch's `alexnet_binary`, adapted to 32×32 inputs.
 
     BinaryNet's conv widths 64·r, 192·r, 384·r, 256·r, 256 (r = `inflation`, BinaryNet's
@@ -97,7 +98,8 @@ def alexnet(x, precision, num_classes, *, inflation=None, fc_units=4096):
     return _logits(x, precision, num_classes)
 
 
-def resnet20(x, precision, num_classes, *, blocks_per_stage=3, filters=(16, 32, 64)):
+def resnet20(x: tf.Tensor, precision: str, num_classes: int, *, blocks_per_stage: int = 3,
+             filters: tuple[int, int, int] = (16, 32, 64)) -> tf.Tensor:
     """CIFAR ResNet-20 (He et al. 2016): 3 stages × 3 basic blocks of 16/32/64 filters.
 
     In bnn/xnor the block convolutions are binarized and the residual stream stays real-valued
@@ -124,7 +126,7 @@ def resnet20(x, precision, num_classes, *, blocks_per_stage=3, filters=(16, 32, 
     return _logits(x, precision, num_classes)
 
 
-def alexnet_imagenet(x, precision, num_classes, *, fc_units=4096):
+def alexnet_imagenet(x: tf.Tensor, precision: str, num_classes: int, *, fc_units: int = 4096) -> tf.Tensor:
     """ImageNet AlexNet as in XNOR-Net-PyTorch: 96-256-384-384-256 convs, two FC layers.
 
     227×227 inputs (55→27→13→6 maps, 9216 features). With precision="xnor" the first conv

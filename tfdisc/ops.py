@@ -3,12 +3,13 @@
 import tensorflow as tf
 
 from tfdisc import checks
+from tfdisc.types import TensorLike
 
 MODES = ("floor", "round")
 GRADIENTS = ("identity", "zero")
 
 
-def discretize(x, bits: int, mode: str = "floor", gradient: str = "identity") -> tf.Tensor:
+def discretize(x: TensorLike, bits: int, mode: str = "floor", gradient: str = "identity") -> tf.Tensor:
     """Reduce float pixels in [0, 1] (or uint8 0..255) to `bits` bits; returns float32.
 
     mode="floor" is the study's rule on the 8-bit pixel p = round(255·x):
@@ -18,6 +19,15 @@ def discretize(x, bits: int, mode: str = "floor", gradient: str = "identity") ->
 
     gradient="identity" passes gradients straight through (BPDA, what attacks should see);
     "zero" is the true derivative of the step function, kept to demonstrate gradient masking.
+
+    # Arguments
+        x: images, float in [0, 1] or uint8; checked (`tfdisc.checks.pixels`).
+        bits: 1..8, the bits kept per pixel.
+        mode: "floor" (the study's rule) or "round".
+        gradient: "identity" (straight through) or "zero".
+
+    # Raises
+        InvalidInputError: for bits, a mode or a gradient outside those above, or pixels outside [0, 1].
     """
     checks.bits(bits)
     checks.choice("mode", mode, MODES)
@@ -47,7 +57,7 @@ def levels(bits: int, mode: str = "floor") -> list[float]:
     return [k / (2**bits - 1) for k in range(2**bits)]
 
 
-def reachable_levels(x, eps, bits: int, mode: str = "floor") -> tuple[tf.Tensor, tf.Tensor]:
+def reachable_levels(x: TensorLike, eps: TensorLike, bits: int, mode: str = "floor") -> tuple[tf.Tensor, tf.Tensor]:
     """(lowest, highest) level `discretize` can give each pixel anywhere in [x − eps, x + eps] ∩ [0, 1], float32;
     every level between them is reachable (the quantizer is a monotone step function)."""
     x, eps = tf.cast(x, tf.float32), tf.cast(eps, tf.float32)
@@ -55,7 +65,7 @@ def reachable_levels(x, eps, bits: int, mode: str = "floor") -> tuple[tf.Tensor,
             discretize(tf.clip_by_value(x + eps, 0.0, 1.0), bits, mode))
 
 
-def input_for_levels(x, eps, levels) -> tf.Tensor:
+def input_for_levels(x: TensorLike, eps: TensorLike, levels: tf.Tensor) -> tf.Tensor:
     """An input in the eps-ball of `x` that discretizes to `levels` (each reachable): the level itself, moved into
     [x − eps, x + eps] ∩ [0, 1] where it lies outside (a level can sit just beyond the ball that reaches it, since
     the quantizer rounds to the 8-bit grid first; the ball's end then discretizes to it)."""

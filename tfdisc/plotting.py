@@ -1,12 +1,18 @@
 """Accuracy-vs-eps figures (matplotlib's object API, so the user's pyplot backend is left alone)."""
 
+from typing import Sequence
+
 from matplotlib import cm
 from matplotlib.figure import Figure
 
 from tfdisc import files
+from tfdisc.types import Path
+
+Curves = dict[str, tuple[Sequence[float], Sequence[float]]]
+"""{label: (ε values, accuracy at each)}."""
 
 
-def report_curves(report, sweep=None):
+def report_curves(report: dict, sweep: dict | None = None) -> Curves:
     """{label: (eps, accuracy)} for a robustness report's attacks and worst case, after an optional FGSM sweep."""
     curves = {}
     if sweep is not None:
@@ -17,7 +23,7 @@ def report_curves(report, sweep=None):
     return curves
 
 
-def accuracy_figure(curves, title):
+def accuracy_figure(curves: Curves, title: str) -> Figure:
     """A figure of {label: (eps list, accuracy list)}, one line each; an identical curve is drawn apart (dotted,
     crosses) and labelled with the one it equals, so no curve hides another."""
     fig = Figure(figsize=(6, 4))
@@ -53,12 +59,13 @@ def _save(fig, path):
         fig.savefig(f, format="png", dpi=120)
 
 
-def plot_accuracy_vs_eps(curves, path, title):
+def plot_accuracy_vs_eps(curves: Curves, path: Path, title: str) -> None:
     """Draw {label: (eps list, accuracy list)} (see `accuracy_figure`) and save a PNG at `path`, atomically."""
     _save(accuracy_figure(curves, title), path)
 
 
-def plot_accuracy_vs_epoch(curves, path, title, target=None):
+def plot_accuracy_vs_epoch(curves: dict[str, Sequence[float]], path: Path, title: str,
+                           target: float | None = None) -> None:
     """Draw {label: accuracy after each epoch} (epochs from 1), with a dashed line at `target`; save a PNG."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
@@ -69,7 +76,7 @@ def plot_accuracy_vs_epoch(curves, path, title, target=None):
     _save(_finished(fig, ax, "epoch", "clean accuracy", title), path)
 
 
-def plot_activation_l1(results, path, title):
+def plot_activation_l1(results: dict[str, dict], path: Path, title: str) -> None:
     """Draw {label: `tfdisc.analysis.activation_l1` result}: the mean |activation| per unit on clean and FGSM
     inputs (left), and the share of the clean L1 norm the attack changes, ‖a(x_adv) − a(x)‖₁ / ‖a(x)‖₁ (right)."""
     fig = Figure(figsize=(10, 4))

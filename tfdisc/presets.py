@@ -44,7 +44,7 @@ DATASETS = {
 }
 
 
-def get(name):
+def get(name: str) -> Preset:
     """The preset of data set `name`; ValueError listing the known ones otherwise."""
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; valid values are {', '.join(map(repr, DATASETS))}.")

@@ -14,14 +14,14 @@ class Progress:
         self.start = self._last = time.perf_counter()
 
     @property
-    def elapsed(self):
+    def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def eta(self, done):
+    def eta(self, done: int) -> float | None:
         """Seconds left at `done` of `total`, from the rate so far; None while unknown."""
         return self.elapsed / done * (self.total - done) if self.total and done else None
 
-    def update(self, done, final=False, note=None):
+    def update(self, done: int, final: bool = False, note: str | None = None) -> None:
         """Log the line if `interval` seconds have passed (always if `final`); `note()` adds text to it."""
         now = time.perf_counter()
         if not final and now - self._last < self.interval:

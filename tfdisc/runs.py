@@ -18,6 +18,7 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import tfdisc
 from tfdisc import checks, files, models, presets, recipes
@@ -172,7 +173,7 @@ def versions() -> dict:
     return found
 
 
-def trained_runs(root: str | Path, only=()) -> list[Path]:
+def trained_runs(root: str | Path, only: Sequence[str] = ()) -> list[Path]:
     """The run directories under `root` (at any depth) that hold results.json and saved_model/, by name if `only`
     names some; ValueError if there is none."""
     found = sorted(p.parent for p in Path(root).glob("**/results.json") if (p.parent / "saved_model").is_dir()

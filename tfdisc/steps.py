@@ -1,5 +1,6 @@
 """Keras model steps that check every batch before an optionally XLA-compiled core runs."""
 
+import numpy as np
 import tensorflow as tf
 
 from tfdisc import checks
@@ -14,18 +15,18 @@ class CheckedSteps:
     `tfdisc.checks.InvalidInputError`. Uint8 images are scaled to float32 in [0, 1].
     """
 
-    def compile(self, *args, jit_compile=None, **kwargs):
+    def compile(self, *args, jit_compile: bool | None = None, **kwargs) -> None:
         super().compile(*args, jit_compile=False, **kwargs)
         # Untracked: Keras would otherwise track (and try to save) the compiled cores.
         object.__setattr__(self, "_xla_cores", {} if jit_compile else None)
 
     @property
-    def xla_compiled(self):
+    def xla_compiled(self) -> bool:
         """Whether the step cores are compiled with XLA (`compile(jit_compile=True)`)."""
         return getattr(self, "_xla_cores", None) is not None
 
     @property
-    def classifier(self):
+    def classifier(self) -> tf.keras.Model:
         """The functional model whose input and output this model checks (itself, unless it wraps one)."""
         return self
 
@@ -51,33 +52,33 @@ class CheckedSteps:
         with checks.clear_errors():
             return super().__call__(*args, **kwargs)
 
-    def fit(self, *args, **kwargs):
+    def fit(self, *args, **kwargs) -> tf.keras.callbacks.History:
         with checks.clear_errors():
             return super().fit(*args, **kwargs)
 
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, *args, **kwargs) -> float | list | dict:
         with checks.clear_errors():
             return super().evaluate(*args, **kwargs)
 
-    def predict(self, *args, **kwargs):
+    def predict(self, *args, **kwargs) -> np.ndarray:
         with checks.clear_errors():
             return super().predict(*args, **kwargs)
 
-    def train_step(self, data):
+    def train_step(self, data: tuple) -> dict:
         return self._core(self.train_core)(*self._checked(data))
 
-    def test_step(self, data):
+    def test_step(self, data: tuple) -> dict:
         return self._core(self.test_core)(*self._checked(data))
 
-    def predict_step(self, data):
+    def predict_step(self, data: tuple) -> tf.Tensor:
         x, _, _ = tf.keras.utils.unpack_x_y_sample_weight(data)
         return self._core(self.predict_core)(self._checked_pixels(x))
 
-    def train_core(self, x, y, sample_weight):
+    def train_core(self, x: tf.Tensor, y: tf.Tensor, sample_weight: tf.Tensor | None) -> dict:
         return super().train_step((x, y, sample_weight))
 
-    def test_core(self, x, y, sample_weight):
+    def test_core(self, x: tf.Tensor, y: tf.Tensor, sample_weight: tf.Tensor | None) -> dict:
         return super().test_step((x, y, sample_weight))
 
-    def predict_core(self, x):
+    def predict_core(self, x: tf.Tensor) -> tf.Tensor:
         return super().predict_step(x)

@@ -16,9 +16,17 @@ class AdversarialModel(CheckedSteps, tf.keras.Model):
     two parts of each batch; `evaluate` reports them for clean inputs and for FGSM at `eps`. Labels
     are int ids, the model's outputs logits. `set_budget` changes eps and alpha between epochs (an eps
     warm-up, say) without retracing. `save` exports the plain underlying model.
+
+    # Arguments
+        model: the Keras classifier to train (logits out).
+        eps: R-FGSM's L∞ budget in [0, 1] pixel units.
+        alpha: its random step, in [0, eps]; None for eps / 2 (Tramèr et al.'s choice).
+        adv_ratio: the share of each batch replaced by adversarial examples, in (0, 1].
+        seed: the noise generator's seed (None: nondeterministic); checkpoints hold its state.
     """
 
-    def __init__(self, model, eps, alpha=None, adv_ratio=0.5, seed=None, **kwargs):
+    def __init__(self, model: tf.keras.Model, eps: float, alpha: float | None = None, adv_ratio: float = 0.5,
+                 seed: int | None = None, **kwargs):
         super().__init__(name=kwargs.pop("name", f"adversarial_{model.name}"), **kwargs)
         self.adv_ratio = checks.fraction("adv_ratio (the share of each batch made adversarial)", adv_ratio,
                                          low_inclusive=False)
@@ -38,18 +46,18 @@ class AdversarialModel(CheckedSteps, tf.keras.Model):
         }
 
     @property
-    def eps(self):
+    def eps(self) -> float:
         return _shortest_float(self._eps)
 
     @property
-    def alpha(self):
+    def alpha(self) -> float:
         return _shortest_float(self._alpha)
 
     @property
-    def classifier(self):
+    def classifier(self) -> tf.keras.Model:
         return self.model
 
-    def set_budget(self, eps, alpha=None):
+    def set_budget(self, eps: float, alpha: float | None = None) -> None:
         """Set the L∞ budget eps in [0, 1] and the random step alpha in [0, eps] (default eps / 2)."""
         eps = checks.fraction("eps (an L∞ budget in pixel units)", eps)
         alpha = checks.fraction("alpha (R-FGSM's random step, at most eps)", eps / 2 if alpha is None else alpha,
@@ -67,7 +75,7 @@ class AdversarialModel(CheckedSteps, tf.keras.Model):
         loss.update_state(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
         accuracy.update_state(y, logits)
 
-    def train_core(self, x, y, sample_weight):
+    def train_core(self, x: tf.Tensor, y: tf.Tensor, sample_weight: tf.Tensor | None) -> dict:
         n_adv = tf.cast(tf.round(self.adv_ratio * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)
         x_adv = tf.stop_gradient(attacks.random_fgsm(self.model, x[:n_adv], self._eps, self._alpha, y=y[:n_adv],
                                                      seed=self.noise))
@@ -80,7 +88,7 @@ class AdversarialModel(CheckedSteps, tf.keras.Model):
         self._update_part("clean", y[n_adv:], y_pred[n_adv:])
         return self.compute_metrics(x_mixed, y, y_pred, sample_weight)
 
-    def test_core(self, x, y, sample_weight):
+    def test_core(self, x: tf.Tensor, y: tf.Tensor, sample_weight: tf.Tensor | None) -> dict:
         y_pred = self(x, training=False)
         self.compute_loss(x, y, y_pred, sample_weight)
         self._update_part("clean", y, y_pred)

@@ -25,6 +25,7 @@ from tfdisc import checks
 from tfdisc import eps as eps_lib
 from tfdisc.certification import bounds, crown, search  # noqa: F401  (the package's modules)
 from tfdisc.evaluation.data import as_dataset
+from tfdisc.types import Data, EpsValues
 
 STATUSES = ("certified", "broken", "unknown")
 __all__ = ["Outcome", "bounds", "bracket", "certify", "crown", "search"]
@@ -88,7 +89,8 @@ def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_li
                 status[i], method[i] = found, "branch_and_bound"
 
 
-def certify(model, data, eps_values, *, bound="crown", enumeration_limit=2**16, time_limit=0.0) -> dict:
+def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: str = "crown",
+            enumeration_limit: int = 2**16, time_limit: float = 0.0) -> dict:
     """Certify every example of `data` at every ε (see the module docstring).
 
     # Arguments
@@ -130,8 +132,8 @@ def _summary(eps, outcomes, examples, seconds):
             "outcomes": outcomes, "seconds": seconds}
 
 
-def bracket(model, data, eps_values, *, version="standard+discrete", bound="crown", enumeration_limit=2**16,
-            time_limit=0.0, **report_options) -> dict:
+def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version: str = "standard+discrete",
+            bound: str = "crown", enumeration_limit: int = 2**16, time_limit: float = 0.0, **report_options) -> dict:
     """The robust accuracy bracketed at every ε: certify what the bounds can, attack only the rest, then branch and
     bound the attacks' survivors for `time_limit` seconds each.
 

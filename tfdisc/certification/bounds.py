@@ -6,11 +6,17 @@ so a sign that float64 puts within `SIGN_SLACK` of 0 counts as undecided, and a 
 above `MARGIN_SLACK`: float32's rounding cannot turn a bound that clears those slacks into a wrong one.
 """
 
+from typing import Callable
+
 import larq as lq
 import tensorflow as tf
 
 from tfdisc import ops
 from tfdisc.layers import InputDiscretization
+from tfdisc.types import TensorLike
+
+Box = tuple[tf.Tensor, tf.Tensor]
+"""(low, high): elementwise bounds."""
 
 SIGN_SLACK = 1e-4  # relative: |v| ≤ SIGN_SLACK·(1 + |v|) is treated as possibly either sign
 MARGIN_SLACK = 1e-4  # a logit margin is certified positive only above this (relative to the logits' scale)
@@ -21,7 +27,7 @@ class UnsupportedLayer(ValueError):
     """The model holds a layer no bound rule covers; the message names it."""
 
 
-def level_box(discretization: InputDiscretization, x, eps):
+def level_box(discretization: InputDiscretization, x: TensorLike, eps: TensorLike) -> Box:
     """(lowest, highest) discretized level of each pixel anywhere in [x − ε, x + ε] ∩ [0, 1], in float64
     (`tfdisc.ops.reachable_levels`)."""
     low, high = ops.reachable_levels(x, eps, discretization.bits, discretization.mode)
@@ -53,7 +59,7 @@ def _input_quantized(layer, low, high):
     return _sign_bounds(quantizer, low, high)
 
 
-def kernel(layer):
+def kernel(layer: tf.keras.layers.Layer) -> tf.Tensor:
     """A Dense or Conv2D layer's kernel as the model uses it (quantized, with XNOR scales), in float64."""
     value = tf.convert_to_tensor(getattr(layer.kernel, "latent_variable", layer.kernel))
     quantizer = getattr(layer, "kernel_quantizer", None)
@@ -97,7 +103,7 @@ def _conv(layer, low, high):
     return _activation(layer, out_center - out_radius, out_center + out_radius)
 
 
-def batch_norm_affine(layer):
+def batch_norm_affine(layer: tf.keras.layers.BatchNormalization) -> Box:
     """(scale, shift) of a BatchNormalization layer in inference, in float64: y = scale·x + shift."""
     variance = tf.cast(layer.moving_variance, DTYPE)
     scale = tf.math.rsqrt(variance + layer.epsilon)
@@ -139,7 +145,7 @@ RULES = {
 }
 
 
-def rule_for(layer):
+def rule_for(layer: tf.keras.layers.Layer) -> Callable[[tf.keras.layers.Layer, tf.Tensor, tf.Tensor], Box]:
     """The interval rule of `layer`'s type (the most specific registered class)."""
     for cls in type(layer).__mro__:
         if cls in RULES:
@@ -153,7 +159,7 @@ def _nodes(model):
     return [node for depth in sorted(model._nodes_by_depth, reverse=True) for node in model._nodes_by_depth[depth]]
 
 
-def discretization_layer(model) -> InputDiscretization:
+def discretization_layer(model: tf.keras.Model) -> InputDiscretization:
     found = [layer for layer in model.layers if isinstance(layer, InputDiscretization)]
     if len(found) != 1:
         raise UnsupportedLayer(f"{model.name} has {len(found)} InputDiscretization layers; certification needs "
@@ -161,7 +167,8 @@ def discretization_layer(model) -> InputDiscretization:
     return found[0]
 
 
-def interval_bounds(model, low, high, stop_before=None):
+def interval_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor,
+                    stop_before: tf.keras.layers.Layer | None = None) -> Box:
     """Propagate the level box [low, high] (the discretization's output) through the model; returns the bounds of
     its output, or of the input of the layer `stop_before` (the layer itself not applied)."""
     start = discretization_layer(model)
@@ -190,7 +197,7 @@ def _linear(layer):
     return getattr(getattr(layer, "activation", None), "__name__", "linear") == "linear"
 
 
-def affine_tail(model):
+def affine_tail(model: tf.keras.Model) -> tuple[tf.keras.layers.Layer, tf.Tensor, tf.Tensor]:
     """(first layer of the tail, W, b): the model's last layers as one affine map logits = h·W + b of the input h of
     the tail's first layer. The tail is the trailing Dense/BatchNormalization/linear layers; a Dense with a sign
     input quantizer starts it (the sign is applied to h first, inside that layer)."""
@@ -216,7 +223,7 @@ def affine_tail(model):
     return first, w, b
 
 
-def margin_matrix(w, labels, num_classes):
+def margin_matrix(w: tf.Tensor, labels: tf.Tensor, num_classes: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Per example, the rows e_y − e_j (j ≠ y) applied to the tail: (batch, classes − 1, features) and the offsets."""
     others = tf.stack([tf.concat([tf.range(j), tf.range(j + 1, num_classes)], 0) for j in range(num_classes)])
     other = tf.gather(others, labels)  # (batch, classes − 1)
@@ -224,7 +231,7 @@ def margin_matrix(w, labels, num_classes):
     return tf.gather(w_t, labels)[:, None, :] - tf.gather(w_t, other), other
 
 
-def margin_lower_bounds(model, low, high, labels):
+def margin_lower_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Lower bounds of logit[y] − logit[j] for every other class j, over the level box, by IBP up to the affine tail
     and the tail's exact linear map: (batch, classes − 1)."""
     first, w, b = affine_tail(model)
@@ -236,6 +243,6 @@ def margin_lower_bounds(model, low, high, labels):
     return (tf.einsum("bkf,bf->bk", rows, center) - tf.einsum("bkf,bf->bk", tf.abs(rows), radius) + offsets)
 
 
-def certified(lower_margins, logit_scale=1.0):
+def certified(lower_margins: tf.Tensor, logit_scale: TensorLike = 1.0) -> tf.Tensor:
     """Per example: every margin's lower bound clears the slack (the predicted class is y everywhere in the box)."""
     return tf.reduce_all(lower_margins > MARGIN_SLACK * (1.0 + logit_scale), axis=-1)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfdisc.certification import bounds as ibp
 
 
-def chain(model):
+def chain(model: tf.keras.Model) -> list[tuple]:
     """The model after its discretization as a list of ("affine", W, b), ("relu",) and ("sign", quantizer) steps,
     consecutive affine maps merged; UnsupportedLayer for anything else."""
     steps = []
@@ -130,7 +130,8 @@ def _pre_activation_bounds(steps, box, refine):
     return found
 
 
-def margin_lower_bounds(model, low, high, labels, refine=False):
+def margin_lower_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor,
+                        refine: bool = False) -> tf.Tensor:
     """Lower bounds of logit[y] − logit[j] (every other class j) over the level box: (batch, classes − 1)."""
     steps = chain(model)
     box = (tf.reshape(low, [tf.shape(low)[0], -1]), tf.reshape(high, [tf.shape(high)[0], -1]))

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfdisc import ops
 from tfdisc.certification import bounds as ibp
 from tfdisc.certification import crown
+from tfdisc.layers import InputDiscretization
 
 
 def _levels(discretization, low, high):
@@ -21,7 +22,7 @@ def _levels(discretization, low, high):
     return np.rint((np.asarray(high) - np.asarray(low)) / ibp.level_step(discretization)).astype(np.int64) + 1
 
 
-def input_count(discretization, low, high) -> float:
+def input_count(discretization: InputDiscretization, low: np.ndarray, high: np.ndarray) -> float:
     """How many distinct discretized inputs the box holds (a float: it can be astronomically large)."""
     return float(np.prod(_levels(discretization, low, high).astype(np.float64)))
 
@@ -31,7 +32,8 @@ def _predictions(model, levels, batch=1024):
                            for i in range(0, len(levels), batch)])
 
 
-def enumerate_box(model, discretization, low, high, label, batch=1024):
+def enumerate_box(model: tf.keras.Model, discretization: InputDiscretization, low: np.ndarray, high: np.ndarray,
+                  label: int, batch: int = 1024) -> tuple[bool, np.ndarray | None]:
     """Every input of one example's level box, evaluated: (True, None) if all are classified `label`, else (False,
     the first level image that is not)."""
     low, high = np.asarray(low), np.asarray(high)
@@ -54,7 +56,8 @@ def enumerate_box(model, discretization, low, high, label, batch=1024):
 BOUNDS = ("ibp", "crown", "crown-refined")
 
 
-def margin_bounds(model, low, high, labels, method):
+def margin_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor,
+                  method: str) -> tf.Tensor:
     """Lower bounds of every other-class margin, by `method`: "ibp", "crown" (intermediate bounds by IBP) or
     "crown-refined" (each intermediate bound by a backward pass of its own); the linear relaxations fall back to
     IBP on models they do not cover (convolutions, residual additions)."""
@@ -83,8 +86,9 @@ def _worst_margin_gradient(model, levels, label):
     return tape.gradient(margin, x)[0].numpy()
 
 
-def branch_and_bound(model, discretization, low, high, label, *, method="crown", time_limit=10.0, batch=64,
-                     max_domains=20000):
+def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization, low: np.ndarray,
+                     high: np.ndarray, label: int, *, method: str = "crown", time_limit: float = 10.0, batch: int = 64,
+                     max_domains: int = 20000) -> tuple[str, np.ndarray | None]:
     """Split the free pixels' level ranges until every part is certified or one input is misclassified.
 
     Returns ("certified", None), ("broken", level image) or ("unknown", None) when `time_limit` seconds or

@@ -5,9 +5,10 @@ import tensorflow as tf
 
 from tfdisc import checks
 from tfdisc.datasets import without_autotune
+from tfdisc.types import Data, TensorLike
 
 
-def as_dataset(data, batch_size: int = 256) -> tf.data.Dataset:
+def as_dataset(data: Data, batch_size: int = 256) -> tf.data.Dataset:
     """`data` as batched (x, y): a `tf.data.Dataset` passes through; (x, y) arrays are checked and batched.
 
     A dataset's batches are checked as they are used (`tfdisc.checks`).
@@ -27,7 +28,7 @@ def as_dataset(data, batch_size: int = 256) -> tf.data.Dataset:
     return without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
 
 
-def batch_size_for(model, memory_bytes: int = 2**30, largest: int = 1000) -> int:
+def batch_size_for(model: tf.keras.Model, memory_bytes: int = 2**30, largest: int = 1000) -> int:
     """The largest evaluation batch, up to `largest`, whose activations and their gradients fit in `memory_bytes`.
 
     Sweeps and reports need no weight gradients, so they can take batches larger than training:
@@ -38,17 +39,17 @@ def batch_size_for(model, memory_bytes: int = 2**30, largest: int = 1000) -> int
     return int(max(1, min(largest, memory_bytes // (2 * 4 * floats))))
 
 
-def zero_rows(gradient):
+def zero_rows(gradient: tf.Tensor) -> tf.Tensor:
     """Per example: is its input gradient exactly zero everywhere (FGSM cannot move it)?"""
     return tf.reduce_all(tf.equal(tf.reshape(gradient, [tf.shape(gradient)[0], -1]), 0.0), axis=1)
 
 
-def direction(gradient):
+def direction(gradient: tf.Tensor) -> tf.Tensor:
     """FGSM's direction sign(∇x L), with 0 where the gradient is NaN (diverged weights are reported by the caller)."""
     return tf.sign(tf.where(tf.math.is_nan(gradient), tf.zeros_like(gradient), gradient))
 
 
-def checked_batch(x, y, num_classes):
+def checked_batch(x: TensorLike, y: TensorLike, num_classes: int) -> tuple[tf.Tensor, tf.Tensor]:
     """A batch's float pixels and int64 labels, checked before any compiled (XLA) code sees them."""
     return tf.cast(checks.pixels(x), tf.float32), tf.cast(checks.labels(y, num_classes), tf.int64)
 
@@ -60,7 +61,7 @@ def check_finite_logits(nonfinite: int, examples: int) -> None:
                          "have probably diverged during training (lower the learning rate) or hold NaN.")
 
 
-def chunk_size(data):
+def chunk_size(data: tf.data.Dataset) -> tuple[int, int | None]:
     """(batches per compiled call, total batches or None): about 20 progress lines per pass when the length is known."""
     batches = int(data.cardinality())
     return max(1, batches // 20) if batches > 0 else 50, (batches if batches > 0 else None)

@@ -5,9 +5,11 @@ import tensorflow as tf
 
 from tfdisc import ops
 from tfdisc.models import discretization_of, without_discretization
+from tfdisc.types import TensorLike
 
 
-def discrete_search(model, x, eps, y, *, plain=None, steps=40, candidates=16):
+def discrete_search(model: tf.keras.Model, x: TensorLike, eps: TensorLike, y: TensorLike, *,
+                    plain: tf.keras.Model | None = None, steps: int = 40, candidates: int = 16) -> tf.Tensor:
     """An attack in the discretized space: from the clean image's levels, greedily move one free pixel at a time to
     the end of its reachable range that lowers the logit margin most, ranking moves by the margin's gradient and
     choosing among the best `candidates` by exact forward passes, for up to `steps` moves. Returns inputs in the

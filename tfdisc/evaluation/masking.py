@@ -28,7 +28,7 @@ def _points(fraction):
     return f"{100 * fraction:.1f} points"
 
 
-def eps0_equals_clean(report, *, tolerance):
+def eps0_equals_clean(report: dict, *, tolerance: float) -> Check | None:
     """At ε=0 every attack must leave clean accuracy unchanged. Cause of a failure: the attack changes inputs it
     must not (a bug), or clean accuracy is scored differently from attacked accuracy."""
     eps, curves = report["eps"], report["attacks"]
@@ -40,7 +40,7 @@ def eps0_equals_clean(report, *, tolerance):
                  f"At ε=0 accuracy differs from clean {report['clean_accuracy']:.4f}: {off}.")
 
 
-def monotone_in_eps(report, *, tolerance):
+def monotone_in_eps(report: dict, *, tolerance: float) -> Check | None:
     """No attack's accuracy may rise by more than `tolerance` from one ε to the next: a larger budget contains
     the smaller one. Cause of a failure: the attack's search fails at larger ε (masked or noisy gradients); run
     more restarts or a gradient-free attack. Rises within the tolerance (random restarts) are named, not failed."""
@@ -61,7 +61,7 @@ def monotone_in_eps(report, *, tolerance):
                                                         if small else " No curve rises at all."))
 
 
-def iterative_le_single_step(report, *, tolerance):
+def iterative_le_single_step(report: dict, *, tolerance: float) -> Check | None:
     """Every iterative attack must be at least as strong as FGSM (within `tolerance`) at every ε. Cause of a
     failure: the iterative attack's steps are too small or its gradients vanish along the way."""
     eps, curves = report["eps"], report["attacks"]
@@ -77,7 +77,7 @@ def iterative_le_single_step(report, *, tolerance):
                  f"Iterative attacks weaker than single-step FGSM (by more than {_points(tolerance)}) at {bad}.")
 
 
-def whitebox_le_blackbox(report, *, tolerance):
+def whitebox_le_blackbox(report: dict, *, tolerance: float) -> Check | None:
     """The best white-box attack must be at least as strong as every black-box one (within `tolerance`). Cause
     of a failure: the gradients the white-box attacks follow do not describe the model (masking)."""
     eps, curves = report["eps"], report["attacks"]
@@ -94,7 +94,7 @@ def whitebox_le_blackbox(report, *, tolerance):
                  "one at every ε." if not bad else f"Black-box or gradient-free attacks beat white-box ones at {bad}.")
 
 
-def gradient_survivors_unbroken(report, *, tolerance):
+def gradient_survivors_unbroken(report: dict, *, tolerance: float) -> Check | None:
     """No example that survives every white-box attack may fall to a black-box one. Cause of a failure: those
     examples' gradients mislead (masking); the black-box attack's examples show where."""
     curves = report["attacks"]
@@ -111,7 +111,8 @@ def gradient_survivors_unbroken(report, *, tolerance):
                                                         for e, c in found.items()) + ".")
 
 
-def near_chance_at_large_eps(report, *, tolerance, large_eps=None, chance=None):
+def near_chance_at_large_eps(report: dict, *, tolerance: float, large_eps: float | None = None,
+                             chance: float | None = None) -> Check | None:
     """At an ε where any image can be turned into any other (`large_eps`), the worst case must be within 10
     points of chance. Cause of a failure: the attacks cannot move the inputs (masking), or ε is still small."""
     eps, worst = report["eps"], report["worst_case"]["accuracy"]
@@ -123,7 +124,7 @@ def near_chance_at_large_eps(report, *, tolerance, large_eps=None, chance=None):
                  + (" Yes." if top <= chance + 0.1 else " No; an unbounded-looking robustness is implausible."))
 
 
-def nonzero_gradients(report, *, tolerance):
+def nonzero_gradients(report: dict, *, tolerance: float) -> Check | None:
     """At most 1% of examples may have an exactly zero input gradient that the model itself causes. Examples
     whose float32 cross-entropy saturates (softmax exactly one-hot) also have zero gradients, but their logit
     margin still has one: that blinds FGSM, PGD and APGD-CE, not margin losses (APGD-T, APGD-DLR), and is not

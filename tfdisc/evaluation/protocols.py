@@ -23,13 +23,15 @@ from tfdisc import attacks, checks, ops
 from tfdisc import eps as eps_lib
 from tfdisc.evaluation.data import as_dataset, checked_batch, direction
 from tfdisc.models import discretization_of, with_input_gradient, without_discretization
+from tfdisc.types import Data, EpsValues
 
 PROTOCOLS = ("standard", "perturb_discretized", "gradient_without_discretization", "normalized_eps")
 # Per-channel standard deviations of the training images, as the reference codes normalize them.
 STD = {"mnist": (0.3081,), "fashion_mnist": (0.3530,), "cifar10": (0.2470, 0.2435, 0.2616)}
 
 
-def protocol_sweep(model, data, eps_values, protocol: str, *, dataset: str | None = None) -> dict:
+def protocol_sweep(model: tf.keras.Model, data: Data, eps_values: EpsValues, protocol: str, *,
+                   dataset: str | None = None) -> dict:
     """FGSM accuracy of `model` on `data` at every ε under `protocol` (see the module docstring).
 
     # Arguments

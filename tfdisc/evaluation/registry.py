@@ -8,7 +8,7 @@ worth compiling with XLA, and the masking checks compare white-box against the o
 """
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Iterable
 
 import tensorflow as tf
 
@@ -109,7 +109,7 @@ def names(kind: str) -> tuple:
     return tuple(name for name, a in ATTACKS.items() if getattr(a, kind))
 
 
-def check_names(requested) -> tuple:
+def check_names(requested: str | Iterable[str]) -> tuple:
     """`requested` (a name or names) as a tuple of known attack names; ValueError listing the valid ones."""
     requested = (requested,) if isinstance(requested, str) else tuple(requested)
     unknown = [a for a in requested if a not in NAMES]
@@ -118,7 +118,7 @@ def check_names(requested) -> tuple:
     return requested
 
 
-def clipped(name: str, model, settings: Settings) -> Callable:
+def clipped(name: str, model: tf.keras.Model, settings: Settings) -> Callable:
     """The attack `name` on `model` as fn(x, y, eps, direction), its result clipped to [0, 1]."""
     attack = ATTACKS[name].make(model, settings)
     return lambda x, y, eps, direction: tf.clip_by_value(attack(x, y, eps, direction), 0.0, 1.0)

@@ -2,6 +2,7 @@
 masking checks."""
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -12,6 +13,7 @@ from tfdisc.evaluation import masking, registry
 from tfdisc.evaluation.data import as_dataset, check_finite_logits, checked_batch, chunk_size, direction, zero_rows
 from tfdisc.models import discretization_gradient, sync_quantized_kernels, with_input_gradient, with_quantized_kernels
 from tfdisc.progress import Progress
+from tfdisc.types import Data, EpsValues
 
 
 def _count(mask):
@@ -207,9 +209,11 @@ class RobustnessReport:
 
 
 
-def robustness_report(model, data, eps_values, attacks=registry.DEFAULT, surrogate=None, *, version="standard",
-                      pgd_steps=20, pgd_restarts=5, square_queries=1000, large_eps=None, tolerance=0.01, seed=0,
-                      gradient=None, jit_compile=False):
+def robustness_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
+                      attacks: Sequence[str] = registry.DEFAULT, surrogate: tf.keras.Model | None = None, *,
+                      version: str = "standard", pgd_steps: int = 20, pgd_restarts: int = 5, square_queries: int = 1000,
+                      large_eps: float | None = None, tolerance: float = 0.01, seed: int = 0,
+                      gradient: str | None = None, jit_compile: bool = False) -> dict:
     """`RobustnessReport(model, attacks, surrogate, ...)(data, eps_values)`: every attack, worst case, checks.
 
     # Arguments
@@ -232,7 +236,7 @@ def robustness_report(model, data, eps_values, attacks=registry.DEFAULT, surroga
     return report(data, eps_values, large_eps=large_eps, tolerance=tolerance)
 
 
-def report_lines(report):
+def report_lines(report: dict) -> list[str]:
     """A robustness report as text lines: accuracy per attack and ε with the worst case, then the checks."""
     names = list(report["attacks"])
     lines = [f"{'eps':>8}" + "".join(f"  {n:>9}" for n in names) + "  worst case"

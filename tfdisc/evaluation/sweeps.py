@@ -10,6 +10,7 @@ from tfdisc import checks, eps as eps_lib
 from tfdisc.evaluation.data import as_dataset, check_finite_logits, checked_batch, chunk_size, direction, zero_rows
 from tfdisc.models import discretization_gradient, with_input_gradient
 from tfdisc.progress import Progress
+from tfdisc.types import Data, EpsValues
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +107,12 @@ class FgsmSweep:
         }
 
 
-def sweep(model, data, eps_values, gradient=None) -> dict:
+def sweep(model: tf.keras.Model, data: Data, eps_values: EpsValues, gradient: str | None = None) -> dict:
     """FGSM accuracy of `model` on `data` for every eps in `eps_values` (see `FgsmSweep`)."""
     return FgsmSweep(model, gradient)(data, eps_values)
 
 
-def sweep_in(report):
+def sweep_in(report: dict) -> dict:
     """The FGSM sweep, as `FgsmSweep` returns it, that a `RobustnessReport` with "fgsm" ran on its data."""
     return {"attack": "fgsm", "gradient": report["gradient"], "eps": report["eps"],
             "accuracy": report["attacks"]["fgsm"]["accuracy"], "clean_accuracy": report["clean_accuracy"],

@@ -6,6 +6,7 @@ import os
 
 from tfdisc import certification, datasets, files, models
 from tfdisc.reporting.records import TrainedModel, load_records, read_run
+from tfdisc.types import EpsValues
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +25,7 @@ class CertificationRecord(TrainedModel):
     seconds: float
 
 
-def certify_run(run_dir: str, data_dir: str | None, eps_values, examples: int, output_dir: str, *,
+def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examples: int, output_dir: str, *,
                 bound: str = "crown-refined", version: str = "standard+discrete", time_limit: float = 0.0,
                 enumeration_limit: int = 2**16) -> CertificationRecord:
     """Bracket the run in `run_dir` on its first `examples` test images and write the record to

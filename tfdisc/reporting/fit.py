@@ -7,6 +7,7 @@ for, are smallest (`fit_table`). Each cell keeps its residual (ours − the stud
 """
 
 import dataclasses
+from typing import Iterable, Sequence
 
 from tfdisc import eps as eps_lib
 
@@ -37,7 +38,7 @@ class ColumnFit:
         return all(abs(r) <= FIT_TOLERANCE + 1e-9 for r in self.residuals.values())
 
 
-def fit_column(rows: list[Row], column: str, grid) -> ColumnFit | None:
+def fit_column(rows: list[Row], column: str, grid: Sequence[float]) -> ColumnFit | None:
     """The ε of `grid` minimizing Σ (ours(ε) − study)² over the rows that have both; None if no row has both."""
     rows = [r for r in rows if column in r.cells]
     best = None
@@ -52,7 +53,7 @@ def fit_column(rows: list[Row], column: str, grid) -> ColumnFit | None:
     return best
 
 
-def fit_table(rows: list[Row], columns, grid) -> list[ColumnFit]:
+def fit_table(rows: list[Row], columns: Iterable[str], grid: Sequence[float]) -> list[ColumnFit]:
     """Each adversarial column's fit (columns no row can fit are left out)."""
     return [fit for fit in (fit_column(rows, c, grid) for c in columns) if fit is not None]
 

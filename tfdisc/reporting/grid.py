@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from tfdisc import files
 from tfdisc.reporting.records import read_json
@@ -29,7 +30,8 @@ def budget_dir(output_dir: str | Path, budget: str) -> Path:
     return Path(output_dir) / budget.split(":")[0].strip().replace(" ", "_")
 
 
-def grid(dataset: str, arch: str, bits, precisions, adv, *, output_dir, budget: str, extra=(), **options) -> list:
+def grid(dataset: str, arch: str, bits: Iterable[int], precisions: Iterable[str], adv: Iterable[str], *,
+         output_dir: str | Path, budget: str, extra: Sequence[str] = (), **options) -> list[GridRun]:
     """The runs of bits × precisions × adversarial training ("on"/"off"), with `options` (epochs, train_examples,
     test_examples, data_dir: None to leave out) and `extra` flags for every run."""
     out = budget_dir(output_dir, budget)
@@ -76,7 +78,8 @@ def queue_entries(path: str | Path) -> list[list[str]]:
     return entries
 
 
-def run_queue(path: str | Path, script: Path, passed=(), lock_dir: str | Path = "runs/paper") -> list[str]:
+def run_queue(path: str | Path, script: Path, passed: Sequence[str] = (),
+              lock_dir: str | Path = "runs/paper") -> list[str]:
     """Run every entry of the queue file `path` with `script` (scripts/reproduce_paper.py) and the flags `passed`,
     one process each, re-reading the file after each one (entries added meanwhile run too). A failed entry is logged
     and the next one runs; returns the failed entries. One queue runs per `lock_dir` at a time."""

@@ -11,7 +11,7 @@ within the interval of the compared difference is inconclusive at that ε.
 """
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 from tfdisc import eps as eps_lib
 from tfdisc import models, presets
@@ -30,14 +30,14 @@ class Unjudged(Exception):
         self.verdict, self.reason = verdict, reason
 
 
-def pct(value) -> str:
+def pct(value: float | stats.Estimate) -> str:
     """An accuracy in percent, with its 95% interval if it was measured on a subset."""
     if isinstance(value, stats.Estimate):
         return value.text() + "%"
     return f"{100 * value:.1f}%"
 
 
-def points(value) -> str:
+def points(value: float | stats.Estimate) -> str:
     """A difference in points (signed), with its 95% interval where it has one."""
     value = value if isinstance(value, stats.Estimate) else stats.Estimate.exact(value)
     text = f"{100 * value.value:+.1f}"
@@ -73,10 +73,10 @@ class Evidence:
         self.analyses = analyses or {}
         self.gated = []
 
-    def has(self, precision, bits, adv=False):
+    def has(self, precision: str, bits: int, adv: bool = False) -> bool:
         return any(r.key[2:] == (precision, bits, adv) for r in self.records)
 
-    def run(self, precision, bits, adv=False):
+    def run(self, precision: str, bits: int, adv: bool = False) -> RunRecord:
         """The run of that model (a full budget preferred), checked by the gate: missing raises, weak is noted."""
         label = model_label(precision, bits, adv)
         run = preferred([r for r in self.records if r.key[2:] == (precision, bits, adv)])
@@ -96,7 +96,7 @@ class Evidence:
         if reason not in self.gated:
             self.gated.append(reason)
 
-    def accuracy(self, run, eps):
+    def accuracy(self, run: RunRecord, eps: float) -> stats.Estimate:
         """Accuracy under this evidence's attack, as an `Estimate`: the FGSM sweep (on `test_examples`), or the
         report's worst case where AutoAttack ran (on the report's examples)."""
         if self.attack == "fgsm":
@@ -111,22 +111,22 @@ class Evidence:
             raise Unjudged("not run", f"ε={eps_lib.label(eps, self.dataset)} not attacked")
         return stats.measured(found, n, subset=n < presets.get(self.dataset).test_size)
 
-    def clean(self, run):
+    def clean(self, run: RunRecord) -> stats.Estimate:
         """Clean accuracy on the whole test set (or the subset the run was evaluated on)."""
         return stats.measured(run.clean_accuracy, run.test_examples,
                               subset=run.test_examples < presets.get(self.dataset).test_size)
 
-    def curve(self, run):
+    def curve(self, run: RunRecord) -> list[stats.Estimate]:
         return [self.accuracy(run, e) for e in self.eps]
 
-    def report_curve(self, run, attack):
+    def report_curve(self, run: RunRecord, attack: str) -> list[stats.Estimate]:
         """`attack`'s accuracy per report ε in the run's robustness report: on the examples AutoAttack attacked."""
         curve = run.attacks.get(attack)
         if curve is None:
             raise Unjudged("not run", f"no {ATTACKS.get(attack, attack)} in the robustness report of {run.model_label}")
         return [self._at(curve, e, run.attack_examples or run.test_examples) for e in self.eps]
 
-    def over_eps(self, passed):
+    def over_eps(self, passed: Sequence[bool | None]) -> str:
         """A verdict from one outcome per report ε: True (passes), False, or None (within the 95% interval)."""
         undecided = [eps_lib.label(e, self.dataset) for e, p in zip(self.eps, passed) if p is None]
         decided = [(e, p) for e, p in zip(self.eps, passed) if p is not None]
@@ -148,7 +148,7 @@ class Evidence:
         return verdict + (f"; inconclusive at ε = {', '.join(undecided)} (within the 95% interval)"
                           if undecided else "")
 
-    def at_eps(self, values):
+    def at_eps(self, values: Sequence[object]) -> str:
         return ", ".join(f"ε={eps_lib.label(e, self.dataset)}: {v}" for e, v in zip(self.eps, values))
 
 
@@ -168,7 +168,7 @@ def _difference(a, b):
     return a - b
 
 
-def beats(a, b, margin: float) -> bool | None:
+def beats(a: float | stats.Estimate, b: float | stats.Estimate, margin: float) -> bool | None:
     """a > b + margin: True, False, or None when the 95% interval of a − b holds values on both sides."""
     d = _difference(a, b)
     if _points(d.low) > _points(margin):
@@ -178,7 +178,7 @@ def beats(a, b, margin: float) -> bool | None:
     return None
 
 
-def reaches(a, b, margin: float = 0.0) -> bool | None:
+def reaches(a: float | stats.Estimate, b: float | stats.Estimate, margin: float = 0.0) -> bool | None:
     """a ≥ b + margin: True, False, or None when the 95% interval of a − b holds values on both sides."""
     d = _difference(a, b)
     if _points(d.low) >= _points(margin):

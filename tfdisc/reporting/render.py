@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tfdisc import eps as eps_lib
 from tfdisc import models, plotting, presets
+from tfdisc.reporting import certified as certified_lib
 from tfdisc.reporting import fit as fit_lib
 from tfdisc.reporting import ledger as ledger_lib
 from tfdisc.reporting import protocols as protocols_lib
@@ -209,7 +210,8 @@ def _adversarial_columns(cells):
     return sorted({c.column for c in cells if c.column != "clean"})
 
 
-def table_fits(records, study):
+def table_fits(records: list[RunRecord],
+               study: list[study_lib.StudyCell]) -> dict[tuple[str, str], list[fit_lib.ColumnFit]]:
     """{(table, dataset): [ColumnFit]} of every study table with adversarial columns, against our runs at the
     study's budget (standard protocol)."""
     def curve_of(cell):
@@ -232,7 +234,7 @@ def _dataset_title(dataset):
     return {"mnist": "MNIST", "cifar10": "CIFAR-10"}.get(dataset, dataset)
 
 
-def study_tables_section(records, study, options):
+def study_tables_section(records: list[RunRecord], study: list[study_lib.StudyCell], options: ReportOptions) -> str:
     """One table per study table: each of the study's cells beside ours at the fitted ε, and the difference."""
     fits = table_fits(records, study)
     parts = ["## The study beside us", "",
@@ -276,7 +278,8 @@ def study_tables_section(records, study, options):
     return "\n".join(parts)
 
 
-def fit_section(records, study, protocol_records):
+def fit_section(records: list[RunRecord], study: list[study_lib.StudyCell],
+                protocol_records: list[protocols_lib.ProtocolRecord]) -> str:
     """The lost ε recovered per table and data set, with each cell's residual, and the protocol hypotheses."""
     fits = table_fits(records, study)
     groups = _table_groups(study)
@@ -380,7 +383,7 @@ def _recipe_label(record):
     return f"{record.recipe}, {record.input_bits}-bit, {record.epochs} epochs"
 
 
-def recipes_section(records, options):
+def recipes_section(records: list[RunRecord], options: ReportOptions) -> str:
     """CIFAR-10 AlexNet-BNN's clean accuracy after each epoch, per recipe: which reaches the study within 5 points
     in the fewest epochs."""
     runs = recipe_runs(records)
@@ -416,7 +419,7 @@ def _fig6_label(record):
     return f"{record.arch} {record.precision} ({ledger_lib.reduced_budget(record) or 'full budget'})"
 
 
-def fig6_section(analyses, records, options):
+def fig6_section(analyses: dict, records: list[RunRecord], options: ReportOptions) -> str:
     """Fig. 6: the first hidden layer's activations on clean and FGSM inputs, MNIST FCNs, full vs BNN, 8-bit."""
     runs = [r for r in fig6_runs(records) if r.run_dir in analyses]
     if not runs:
@@ -436,7 +439,7 @@ def fig6_section(analyses, records, options):
     return "\n".join(parts + ["", f"![activations]({options.figures_dir}/mnist_activation_l1.png)", ""])
 
 
-def ledger_section(records, study, analyses):
+def ledger_section(records: list[RunRecord], study: list[study_lib.StudyCell], analyses: dict) -> str:
     """The claim ledger as a table: claim, the study's words, rule, a verdict per attack, and the evidence."""
     rows = ledger_lib.ledger(records, study, analyses)
     parts = ["## The study's claims, judged", "",
@@ -482,7 +485,8 @@ def groups(records: list[RunRecord]) -> dict:
     return dict(found)
 
 
-def certified_section(certification_records, options):
+def certified_section(certification_records: list[certified_lib.CertificationRecord],
+                      options: ReportOptions) -> str:
     """Robustness bracketed: per model and ε, the certified accuracy (a lower bound) and the attacked one (an upper
     bound) on the same images, each with its 95% interval, and what decided the examples."""
     if not certification_records:

@@ -74,7 +74,7 @@ def measured(accuracy: float, n: int, subset: bool) -> Estimate:
     return Estimate(accuracy, low, high)
 
 
-def maximum(*estimates) -> Estimate:
+def maximum(*estimates: float | Estimate) -> Estimate:
     """The larger of estimates, with an interval that holds both ends' maxima (conservative)."""
     estimates = [_estimate(e) for e in estimates]
     best = max(estimates, key=lambda e: e.value)
