@@ -19,17 +19,13 @@ from tfdisc.evaluation import registry
 from tfdisc.reporting import certified
 
 GROUP = "certification"
-cli.flag(GROUP, flags.DEFINE_string, "runs", "runs/protocol", "Folder of run directories to bracket.")
-cli.flag(GROUP, flags.DEFINE_list, "only", [], "Bracket only these run directories of --runs (names; default: all).")
-cli.flag(GROUP, flags.DEFINE_string, "data_dir", None, "Data folder (see tfdisc.datasets).")
+cli.define_trained_runs_flags(GROUP, "bracket", "certified")
 cli.flag(GROUP, flags.DEFINE_string, "eps", "0.05,0.1", "Comma list of eps.")
 cli.flag(GROUP, flags.DEFINE_integer, "test_examples", 500, "The first N test images.", lower_bound=1)
 cli.flag(GROUP, flags.DEFINE_enum, "bound", "crown-refined", list(search.BOUNDS), "The tightest bound to try.")
 cli.flag(GROUP, flags.DEFINE_enum, "version", "standard+discrete", list(registry.AUTOATTACK_VERSIONS),
          "The attack cascade for what the bounds leave.")
 cli.flag(GROUP, flags.DEFINE_float, "time_limit", 0.0, "Seconds of branch and bound per survivor of the attacks.")
-cli.flag(GROUP, flags.DEFINE_string, "output_dir", "runs/paper", "The report's runs folder; records go to its "
-         "certified/ subfolder.")
 FLAGS = flags.FLAGS
 
 

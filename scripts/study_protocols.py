@@ -15,11 +15,7 @@ from tfdisc import cli, runs
 from tfdisc.reporting import protocols
 
 GROUP = "protocols"
-cli.flag(GROUP, flags.DEFINE_string, "runs", "runs/protocol", "Folder of run directories to evaluate.")
-cli.flag(GROUP, flags.DEFINE_list, "only", [], "Evaluate only these run directories of --runs (names; default: all).")
-cli.flag(GROUP, flags.DEFINE_string, "data_dir", None, "Data folder (see tfdisc.datasets).")
-cli.flag(GROUP, flags.DEFINE_string, "output_dir", "runs/paper", "The report's runs folder; records go to its "
-         "protocols/ subfolder.")
+cli.define_trained_runs_flags(GROUP, "evaluate", "protocols")
 FLAGS = flags.FLAGS
 
 

@@ -29,6 +29,17 @@ def load_mnist(n_train, n_test):
                 to_float(d["x_test"][:n_test]), d["y_test"][:n_test].astype("int64"))
 
 
+def tiny_mnist_run(tmp_path, train_examples, name="m"):
+    """Train a 1-epoch FCN2 (2-bit input) run on `train_examples` MNIST images, tested on 100; its directory."""
+    from tfdisc import experiment, runs
+
+    config = runs.RunConfig(dataset="mnist", arch="fcn2", input_bits=2, epochs=1, train_examples=train_examples,
+                            test_examples=100, batch_size=100, jit_compile=False, sweep_every=0,
+                            data_dir=str(require_data().parent), output_dir=str(tmp_path / "runs"), run_name=name)
+    experiment.run(config)
+    return tmp_path / "runs" / name
+
+
 def accuracy(model, x, y):
     return float(np.mean(np.argmax(model(x, training=False), axis=-1) == y))
 

@@ -4,19 +4,15 @@ import json
 
 import pytest
 
-from helpers import require_data
-from tfdisc import experiment, runs
+from helpers import require_data, tiny_mnist_run
 from tfdisc.reporting import certified, render
 from tfdisc.reporting.records import RecordError
 
 
 @pytest.mark.slow
 def test_a_run_is_bracketed_recorded_and_shown(tmp_path):
-    config = runs.RunConfig(dataset="mnist", arch="fcn2", input_bits=2, epochs=1, train_examples=1000,
-                            test_examples=100, batch_size=100, jit_compile=False, sweep_every=0,
-                            data_dir=str(require_data().parent), output_dir=str(tmp_path / "runs"), run_name="m")
-    experiment.run(config)
-    record = certified.certify_run(str(tmp_path / "runs" / "m"), str(require_data().parent), [0.02, 0.05], 40,
+    run_dir = tiny_mnist_run(tmp_path, 1000)
+    record = certified.certify_run(str(run_dir), str(require_data().parent), [0.02, 0.05], 40,
                                    str(tmp_path / "certified"), bound="crown", version="fast")
     assert record.examples == 40 and all(c <= a for c, a in zip(record.certified, record.attacked))
     (loaded,) = certified.load_certification_records(tmp_path)

@@ -145,6 +145,17 @@ def define_trust_flag(group: str) -> None:
          "that could run code (a Lambda layer, file ops): only for models you made or trust.")
 
 
+def define_trained_runs_flags(group: str, verb: str, records: str) -> None:
+    """--runs, --only, --data_dir and --output_dir of a script that `verb`s trained run directories (see
+    `tfdisc.runs.trained_runs`) and writes its records to <output_dir>/`records`."""
+    flag(group, flags.DEFINE_string, "runs", "runs/protocol", f"Folder of run directories to {verb}.")
+    flag(group, flags.DEFINE_list, "only", [], f"{verb.capitalize()} only these run directories of --runs (names; "
+         "default: all).")
+    flag(group, flags.DEFINE_string, "data_dir", None, "Data folder (see tfdisc.datasets).")
+    flag(group, flags.DEFINE_string, "output_dir", "runs/paper", f"The report's runs folder; records go to its "
+         f"{records}/ subfolder.")
+
+
 def define_sweep_flags(dataset: str) -> None:
     """The FGSM sweep and the report's ε and examples (experiment scripts)."""
     group = "attacks"
