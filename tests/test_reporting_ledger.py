@@ -78,3 +78,34 @@ def test_a_difference_inside_the_subsets_interval_is_inconclusive():
     assert "inconclusive" not in verdict(5000)
     few = ledger.reaches(stats.measured(0.56, 50, True), stats.measured(0.50, 50, True), 0.02)
     assert few is None and ledger.reaches(stats.measured(0.56, 5000, True), stats.measured(0.50, 5000, True), 0.02)
+
+
+def _bracket(precision, bits, certified, attacked, adv=False, examples=10000):
+    from tfdisc.reporting.certified import CertificationRecord
+
+    return CertificationRecord(run=f"{precision}_{bits}", dataset="mnist", arch="fcn2", precision=precision,
+                               input_bits=bits, adv_train=adv, epochs=10, eps=[0.05, 0.1], examples=examples,
+                               certified=[certified, certified], attacked=[attacked, attacked],
+                               gap=[attacked - certified] * 2, methods=[{}, {}], attacked_examples=[0, 0],
+                               version="standard+discrete", bound="crown", seconds=1.0)
+
+
+def _bracket_verdict(brackets):
+    records = [_run("bnn", 2, [0.9, 0.8, 0.1]), _run("full", 8, [0.9, 0.8, 0.1], adv=True)]
+    return next(judged["the certified bracket"][0] for claim, judged in ledger.ledger(records, [], None, brackets)
+                if claim.summary.startswith("BNN with 2-bit inputs reaches"))
+
+
+def test_a_verdict_the_certified_lower_bound_decides_reads_holds_certified():
+    """BNN 2-bit certified at 90% against an adversarially trained full 8-bit that attacks leave at 80%: whatever
+    the true robust accuracies in the two brackets, the first is within 5 points of the second."""
+    assert _bracket_verdict([_bracket("bnn", 2, 0.90, 0.95), _bracket("full", 8, 0.5, 0.8, adv=True)]) == \
+        "holds (certified) (judged on fcn2 only)"
+    # The same upper bounds with a wide bracket on the full model: the truth could lie on either side.
+    assert _bracket_verdict([_bracket("bnn", 2, 0.90, 0.95), _bracket("full", 8, 0.5, 0.99, adv=True)]) == \
+        "inconclusive"
+    # On 500 images the 95% ends widen the bracket: 90% certified no longer rules out 5 points below 93% attacked.
+    assert _bracket_verdict([_bracket("bnn", 2, 0.90, 0.95, examples=500),
+                             _bracket("full", 8, 0.5, 0.93, adv=True, examples=500)]) == "inconclusive"
+    assert _bracket_verdict([_bracket("bnn", 2, 0.90, 0.95)]) == "not run"  # one model has no bracket
+

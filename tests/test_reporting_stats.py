@@ -1,4 +1,4 @@
-"""tfdisc.reporting.stats: Wilson intervals and the intervals of sums and differences."""
+"""tfdisc.reporting.stats: Wilson intervals, the intervals of sums and differences, and brackets."""
 
 import pytest
 
@@ -32,3 +32,16 @@ def test_maximum_keeps_both_ends():
 def test_a_count_of_no_examples_is_refused():
     with pytest.raises(ValueError, match="positive count"):
         stats.wilson(0, 0)
+
+
+def test_a_bracket_adds_its_ends_linearly():
+    a, b = stats.bracket(0.2, 0.9, 10000, subset=False), stats.measured(0.5, 100, subset=True)
+    d = a - b
+    assert isinstance(d, stats.Bracket)
+    assert d.low == pytest.approx(0.2 - b.high) and d.high == pytest.approx(0.9 - b.low)  # not in quadrature
+    assert isinstance(b - a, stats.Bracket) and (b - a).low == pytest.approx(-d.high)
+    widened = stats.bracket(0.2, 0.9, 500, subset=True)
+    assert widened.low < 0.2 and widened.high > 0.9 and widened.text() == f"[{100 * widened.low:.1f}, " \
+        f"{100 * widened.high:.1f}]"
+    with pytest.raises(ValueError, match="certified <= attacked"):
+        stats.bracket(0.5, 0.4, 100, subset=False)

@@ -131,24 +131,26 @@ def test_report_tables_study_and_claims_from_results(tmp_path):
     assert "| CIFAR-10 alexnet full 8-bit | 86.5 / 87.6 (+1.1) | 40 epochs |" in text  # no epochs in the cell
     assert "| adv1 | 0.1 | +2.0 | 4 | yes |" in text  # residual, squared error in points², within 5 points
     rows = {line.split(" | ")[1]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")
-            and line.split(" | ")[0][2:].isdigit() and len(line.split(" | ")) == 7}
+            and line.split(" | ")[0][2:].isdigit() and len(line.split(" | ")) == 8}
     wide = rows["2-bit inputs improve robustness over 8-bit for a substantial range of ε"]
     assert wide[4:6] == ["holds (judged on fcn2 only)", "not run"]  # +66, +90, +19 points; no AutoAttack on 8-bit
     like_adv = rows["BNN with 2-bit inputs reaches an adversarially trained full-precision model, without "
                     "adversarial training"]
     assert like_adv[4:6] == ["holds only for ε ≤ 0.2 (judged on fcn2 only)", "does not hold (judged on fcn2 only)"]
-    assert "ε=0.1: 78.0% vs 85.0%" in like_adv[6]
+    assert like_adv[6] == "not run"  # no certified bracket in these records
+    assert "ε=0.1: 78.0% vs 85.0%" in like_adv[7]
     small = rows["BNNs are more robust than full precision at small ε"]  # the BNN sits 9 points below the study
-    assert small[4] == "inconclusive" and "bnn 8-bit: clean 90.0%, more than 5 points below the study's 99.0%" in small[6]
+    assert small[4] == "inconclusive" and "bnn 8-bit: clean 90.0%, more than 5 points below the study's 99.0%" in small[7]
     capacity = rows["capacity decides whether BNNs withstand larger ε (FCN1 vs FCN2)"]
-    assert capacity[4] == "inconclusive" and "reduced budget (1 of the study's 20 epochs)" in capacity[6]
-    assert "; not judged: BNN minus full (8-bit), fcn1 vs fcn2: ε=0.1: +10.0 vs -10.0" in capacity[6]  # shown only
+    assert capacity[4] == "inconclusive" and "reduced budget (1 of the study's 20 epochs)" in capacity[7]
+    assert "; not judged: BNN minus full (8-bit), fcn1 vs fcn2: ε=0.1: +10.0 vs -10.0" in capacity[7]  # shown only
     assert capacity[5] == "not run"  # a missing attack outranks a reduced budget: more training would not judge it
     multi_step = rows["standalone discretization remains vulnerable to stronger multi-step attack scenarios"]
     assert multi_step[2] == ("“Robustness against higher perturbations and multi-step attack requires adversarial "
                              "training” (144)")
     assert multi_step[4:6] == ["– (AutoAttack against FGSM)", "holds only for ε = 0.2, 0.3 (judged on fcn2 only)"]
-    assert "ε=0.1: 95.0% vs 96.0%, ε=0.2: 70.0% vs 95.0%" in multi_step[6]  # 1 point is within the margin
+    assert multi_step[6] == "– (AutoAttack against FGSM)"
+    assert "ε=0.1: 95.0% vs 96.0%, ε=0.2: 70.0% vs 95.0%" in multi_step[7]  # 1 point is within the margin
     adv_two = rows["adversarial training with discretization is an improved defense strategy"]
     assert adv_two[4:6] == ["holds only for ε = 0.3 (judged on fcn2 only)", "holds for ε = 0.2, 0.3; inconclusive at "
                             "ε = 0.1 (within the 95% interval) (judged on fcn2 only)"]  # 100 images: 1 point is noise

@@ -8,6 +8,10 @@ on a reduced budget or sits more than `CLEAN_GAP` below the study's clean accura
 "inconclusive" there, and the rule's numbers are shown, not judged. Accuracies measured on a subset of
 the test set carry their 95% interval (`tfdisc.reporting.stats`); a comparison whose outcome changes
 within the interval of the compared difference is inconclusive at that ε.
+
+Under the certified bracket (`tfdisc.reporting.certified`), each robust accuracy is the interval [certified,
+attacked] (`stats.Bracket`), so a rule decides only what holds for the true robust accuracy; a verdict the
+certified lower bounds decide reads "holds (certified)".
 """
 
 import dataclasses
@@ -19,7 +23,7 @@ from tfdisc.reporting import stats
 from tfdisc.reporting.records import RunRecord, model_label
 
 CLEAN_GAP = 0.05  # a run more than this below the study's clean accuracy cannot judge the study
-ATTACKS = {"fgsm": "FGSM", "autoattack": "AutoAttack"}
+ATTACKS = {"fgsm": "FGSM", "autoattack": "AutoAttack", "bracket": "the certified bracket"}
 
 
 class Unjudged(Exception):
@@ -40,6 +44,8 @@ def pct(value: float | stats.Estimate) -> str:
 def points(value: float | stats.Estimate) -> str:
     """A difference in points (signed), with its 95% interval where it has one."""
     value = value if isinstance(value, stats.Estimate) else stats.Estimate.exact(value)
+    if isinstance(value, stats.Bracket):
+        return f"[{100 * value.low:+.1f}, {100 * value.high:+.1f}]"
     text = f"{100 * value.value:+.1f}"
     return text if value.is_exact else f"{text} [{100 * value.low:+.1f}, {100 * value.high:+.1f}]"
 
@@ -65,11 +71,14 @@ class Evidence:
     `gated` collects why fetched runs cannot judge the study (a reduced budget, a clean-accuracy gap).
     """
 
-    def __init__(self, records, study, dataset, arch, attack, analyses=None):
+    def __init__(self, records, study, dataset, arch, attack, analyses=None, brackets=()):
         self.records = [r for r in records if r.dataset == dataset and r.arch == arch]
         self.study = [s for s in study if s.dataset == dataset and s.arch == arch]
         self.dataset, self.arch, self.attack = dataset, arch, attack
         self.eps = list(presets.get(dataset).report_eps)
+        self.brackets = [b for b in brackets if b.dataset == dataset and b.arch == arch]
+        if attack == "bracket":  # the report ε that some bracket covers
+            self.eps = [e for e in self.eps if any(eps_lib.index(b.eps, e) is not None for b in self.brackets)]
         self.analyses = analyses or {}
         self.gated = []
 
@@ -82,6 +91,8 @@ class Evidence:
         run = preferred([r for r in self.records if r.key[2:] == (precision, bits, adv)])
         if run is None:
             raise Unjudged("not run", f"no {label} run")
+        if self.attack == "bracket" and not self.eps:
+            raise Unjudged("not run", "no certified bracket at a report ε")
         reduced = reduced_budget(run)
         clean = next((s.accuracy for s in self.study if s.column == "clean" and s.key[2:] == (precision, bits, adv)),
                      None)
@@ -101,9 +112,24 @@ class Evidence:
         report's worst case where AutoAttack ran (on the report's examples)."""
         if self.attack == "fgsm":
             return self._at(curve=run.sweep, eps=eps, n=run.test_examples)
+        if self.attack == "bracket":
+            return self._bracket(run, eps)
         if "autoattack" in run.attacks:
             return self._at(curve=run.worst_case, eps=eps, n=run.attack_examples or run.test_examples)
         raise Unjudged("not run", f"no AutoAttack on {run.model_label}")
+
+    def _bracket(self, run, eps):
+        """The run's robust accuracy at `eps` as [certified, attacked], from the bracket of the same setup (data set,
+        network, precision, input bits, adversarial training, epochs: training here is deterministic)."""
+        setup = (run.precision, run.input_bits, run.adv_train, run.epochs)
+        found = [b for b in self.brackets if (b.precision, b.input_bits, b.adv_train, b.epochs) == setup
+                 and eps_lib.index(b.eps, eps) is not None]
+        if not found:
+            raise Unjudged("not run", f"no certified bracket of {run.model_label} at "
+                                      f"ε={eps_lib.label(eps, self.dataset)}")
+        i, n = eps_lib.index(found[0].eps, eps), found[0].examples
+        return stats.bracket(found[0].certified[i], found[0].attacked[i], n,
+                             subset=n < presets.get(self.dataset).test_size)
 
     def _at(self, curve, eps, n):
         found = eps_lib.at(curve, eps)
@@ -131,7 +157,7 @@ class Evidence:
         undecided = [eps_lib.label(e, self.dataset) for e, p in zip(self.eps, passed) if p is None]
         decided = [(e, p) for e, p in zip(self.eps, passed) if p is not None]
         if not decided:
-            return "inconclusive (every ε within the 95% interval)"
+            return "inconclusive (every ε within the " + ("bracket)" if self.attack == "bracket" else "95% interval)")
         eps, passes = [e for e, _ in decided], [p for _, p in decided]
         scope = f" for ε = {', '.join(eps_lib.label(e, self.dataset) for e in eps)}" if undecided else ""
         if all(passes):
@@ -444,13 +470,14 @@ def _gated(outcome, group):
     return "inconclusive", "; ".join(reasons) + "; not judged: " + outcome[1]
 
 
-def ledger(records: list[RunRecord], study: list, analyses: dict | None = None) -> list[tuple]:
-    """[(claim, {attack name: (verdict, evidence)})] for every claim, under each attack that judges it."""
+def ledger(records: list[RunRecord], study: list, analyses: dict | None = None, brackets: Sequence = ()) -> list[tuple]:
+    """[(claim, {attack name: (verdict, evidence)})] for every claim, under each attack that judges it; `brackets`
+    are `tfdisc.reporting.certified.CertificationRecord`s."""
     rows = []
     for claim in CLAIMS:
         judged = {}
         for attack in claim.attacks:
-            evidence = [Evidence(records, study, d, a, "fgsm" if attack == "clean" else attack, analyses)
+            evidence = [Evidence(records, study, d, a, "fgsm" if attack == "clean" else attack, analyses, brackets)
                         for d, a in claim.setups]
             groups = [("/".join(ev.arch for ev in evidence), evidence)] if claim.joint else [
                 (ev.arch, [ev]) for ev in evidence]
@@ -462,6 +489,9 @@ def ledger(records: list[RunRecord], study: list, analyses: dict | None = None) 
                     outcomes[name] = (unjudged.verdict, unjudged.reason)
             detail = "; ".join(f"{name}: {verdict}, {text}" if len(outcomes) > 1 else text
                                for name, (verdict, text) in outcomes.items())
-            judged["clean" if attack == "clean" else ATTACKS[attack]] = (_combine(outcomes), detail)
+            verdict = _combine(outcomes)
+            if attack == "bracket" and verdict.startswith("holds"):  # "holds" under a bracket needs its lower bounds
+                verdict = "holds (certified)" + verdict.removeprefix("holds")
+            judged["clean" if attack == "clean" else ATTACKS[attack]] = (verdict, detail)
         rows.append((claim, judged))
     return rows

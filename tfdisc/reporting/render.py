@@ -439,27 +439,36 @@ def fig6_section(analyses: dict, records: list[RunRecord], options: ReportOption
     return "\n".join(parts + ["", f"![activations]({options.figures_dir}/mnist_activation_l1.png)", ""])
 
 
-def ledger_section(records: list[RunRecord], study: list[study_lib.StudyCell], analyses: dict) -> str:
+def _verdict_cells(judged: dict) -> list[str]:
+    """A claim's verdict under each of `ledger.ATTACKS`, or why that column does not judge it."""
+    if "clean" in judged:
+        return [judged["clean"][0]] + ["– (clean accuracy)"] * (len(ledger_lib.ATTACKS) - 1)
+    why = "– (an FGSM analysis)" if list(judged) == ["FGSM"] else "– (AutoAttack against FGSM)"
+    return [judged[name][0] if name in judged else why for name in ledger_lib.ATTACKS.values()]
+
+
+def ledger_section(records: list[RunRecord], study: list[study_lib.StudyCell], analyses: dict,
+                   brackets: list[certified_lib.CertificationRecord] = ()) -> str:
     """The claim ledger as a table: claim, the study's words, rule, a verdict per attack, and the evidence."""
-    rows = ledger_lib.ledger(records, study, analyses)
+    rows = ledger_lib.ledger(records, study, analyses, brackets)
     parts = ["## The study's claims, judged", "",
              "Each claim in a few words, then in the study's own words with the line of its text they come from "
              "(arXiv:1902.03151 as extracted in `../shared/study/`; \"[…]\" marks math the extraction lost), then "
              "the rule that judges it, computed by `tfdisc.reporting.ledger` from the results above; one verdict under "
-             "FGSM (the study's attack) and one under the AutoAttack worst case. A gate checks the runs first: a "
-             "claim is *not run* on a setup when a run or attack it needs is missing; otherwise it is *inconclusive* "
+             "FGSM (the study's attack), one under the AutoAttack worst case, and one under the certified bracket "
+             "(\"Robustness bracketed\" below): there each robust accuracy is only known to lie in [certified, "
+             "attacked], each end widened to its 95% interval, the ends of a difference add up linearly, and a "
+             "bracket counts for the run of the same setup (training here is deterministic), so a verdict holds for "
+             "the true robust accuracy; one its lower bounds decide reads *holds (certified)*. A gate checks the runs "
+             "first: a claim is *not run* on a setup when a run or attack it needs is missing; otherwise it is *inconclusive* "
              "when a run it needs had a reduced budget or sits more than "
              f"{100 * ledger_lib.CLEAN_GAP:.0f} points of clean accuracy below the study's, and its numbers follow "
              f"\"not judged\". Every rule also reads: {ledger_lib.INTERVAL_RULE}. \"Beats\" means by more than "
              f"{100 * ledger_lib.MARGIN['margin']:.0f} points.", "",
              "| # | the claim | the study's words (line) | rule | verdict under FGSM | verdict under AutoAttack (worst "
-             "case) | evidence |", "|---|---|---|---|---|---|---|"]
+             "case) | verdict under the certified bracket | evidence |", "|---|---|---|---|---|---|---|---|"]
     for number, (claim, judged) in enumerate(rows, 1):
-        verdicts = [judged.get(name, judged.get("clean", ("–", "")))[0] for name in ledger_lib.ATTACKS.values()]
-        if "clean" in judged or "AutoAttack" not in judged:
-            verdicts[1] = "– (clean accuracy)" if "clean" in judged else "– (an FGSM analysis)"
-        elif "FGSM" not in judged:
-            verdicts[0] = "– (AutoAttack against FGSM)"
+        verdicts = _verdict_cells(judged)
         evidence = " ".join(f"*{name}:* {detail}" for name, (_, detail) in judged.items())
         parts.append(f"| {number} | {claim.summary} | “{claim.words}” ({claim.line}) | {claim.rule_text} | "
                      f"{' | '.join(verdicts)} | {evidence} |")
@@ -521,15 +530,16 @@ def report(records: list[RunRecord], study: list, evaluations: list[dict], analy
              "over the test examples stated for each table. Gradients pass straight through the input "
              "discretization (BPDA, `gradient=identity`). FGSM is a single-step attack, so its numbers are upper "
              "bounds on robustness. PGD, AutoAttack and worst-case columns, where present, come from the robustness "
-             "report on the subset stated below the table; each claim is judged under FGSM and, where every model "
-             "it involves was attacked, under AutoAttack. A number measured on a subset of the test set carries its "
+             "report on the subset stated below the table; each claim is judged under FGSM, where every model "
+             "it involves was attacked, under AutoAttack, and where every model it involves was bracketed, under "
+             "[certified, attacked]. A number measured on a subset of the test set carries its "
              f"95% interval (Wilson) in brackets. {_adversarial_training_note()} Generated by "
              "`scripts/reproduce_paper.py` from the runs' records (`results.json`, `config.json`, `history.csv`, "
              "committed under `runs/paper/`); their models and checkpoints are not committed.", ""]
     found = groups(records)
     parts += [group_section(*key, found[key], options) for key in sorted(found, key=_group_order)]
     parts += [study_tables_section(records, study, options), fit_section(records, study, protocol_records),
-              ledger_section(records, study, analyses)]
+              ledger_section(records, study, analyses, certification_records)]
     fig6 = fig6_section(analyses, records, options)
     parts += [fig6] if fig6 else []
     recipes = recipes_section(records, options)

@@ -41,6 +41,8 @@ class Estimate:
 
     def __add__(self, other):
         other = _estimate(other)
+        if isinstance(other, Bracket):
+            return other + self
         return Estimate(self.value + other.value,
                         self.value + other.value - math.hypot(self.value - self.low, other.value - other.low),
                         self.value + other.value + math.hypot(self.high - self.value, other.high - other.value))
@@ -66,6 +68,35 @@ class Estimate:
         return main if self.is_exact else f"{main} [{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}]"
 
 
+@dataclasses.dataclass(frozen=True)
+class Bracket(Estimate):
+    """A quantity known only to lie in [`low`, `high`]: a certified lower bound and an attack's upper bound, each
+    end widened to its own 95% interval on a subset. Combined with anything, ends add linearly (the worst case),
+    never in quadrature, so a comparison the bracket decides holds for the true robust accuracy."""
+
+    def __add__(self, other):
+        other = _estimate(other)
+        return Bracket(self.value + other.value, self.low + other.low, self.high + other.high)
+
+    def __neg__(self):
+        return Bracket(-self.value, -self.high, -self.low)
+
+    def text(self, scale: float = 100.0, digits: int = 1) -> str:
+        """"[14.0, 91.8]": the two ends (in points by default)."""
+        return f"[{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}]"
+
+
+def bracket(certified: float, attacked: float, n: int, subset: bool) -> Bracket:
+    """Robust accuracy between the `certified` share (no input of the ball misclassified) and the `attacked` one
+    (what the attacks left) of n examples; on a subset, the ends are Wilson's lower end of the first and upper end
+    of the second."""
+    if not 0 <= certified <= attacked <= 1:
+        raise ValueError(f"A bracket needs 0 <= certified <= attacked <= 1; got {certified}, {attacked}.")
+    low = wilson(certified * n, n)[0] if subset else certified
+    high = wilson(attacked * n, n)[1] if subset else attacked
+    return Bracket((certified + attacked) / 2, low, high)
+
+
 def measured(accuracy: float, n: int, subset: bool) -> Estimate:
     """An accuracy on n examples: with its Wilson interval if they are a subset of the test set, else exact."""
     if not subset:
@@ -78,7 +109,8 @@ def maximum(*estimates: float | Estimate) -> Estimate:
     """The larger of estimates, with an interval that holds both ends' maxima (conservative)."""
     estimates = [_estimate(e) for e in estimates]
     best = max(estimates, key=lambda e: e.value)
-    return Estimate(best.value, max(e.low for e in estimates), max(e.high for e in estimates))
+    kind = Bracket if any(isinstance(e, Bracket) for e in estimates) else Estimate
+    return kind(best.value, max(e.low for e in estimates), max(e.high for e in estimates))
 
 
 def _estimate(value):
