@@ -16,7 +16,10 @@ agreement with Keras on the 10 000 MNIST test images. attack_calls: an attack's 
 logits and input gradient) on FCN1- and AlexNet-BNN as built vs with kernels quantized once
 (`tfdisc.models.with_quantized_kernels`, what the robustness report attacks). report_xla: the robustness
 report's AutoAttack (standard) on the autoattack part's model and images, graph mode vs `jit_compile=True`,
-each a fresh report's first call (tracing and XLA compilation included, as a user meets them).
+each a fresh report's first call (tracing and XLA compilation included, as a user meets them). certify:
+`tfdisc.certification` on the autoattack part's model: IBP and CROWN alone on the first --certify_examples MNIST
+test images, then on the first --autoattack_examples the bracket (certify, then AutoAttack standard+discrete on
+the rest) beside AutoAttack (standard) alone; seconds and shares per ε, each warmed up on 10 images first.
 """
 
 import json
@@ -37,7 +40,7 @@ from tfdisc import attacks, benchmarking, cli, datasets, evaluation, export, mod
 from tfdisc.benchmarking import LOSS, build as _build, compiled as _compiled  # noqa: E402
 from tfdisc.training import AdversarialModel  # noqa: E402
 
-PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls",
+PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls", "certify",
          "report_xla"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
@@ -54,7 +57,9 @@ flags.DEFINE_string("autoattack_model", None, "autoattack, report_xla and deploy
                     "SavedModel (default: an FCN2-BNN with 2-bit input trained here for 3 epochs on MNIST).")
 flags.DEFINE_integer("autoattack_examples", 500, "autoattack and report_xla parts: the first N MNIST test images.",
                      lower_bound=1)
-flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack and report_xla parts: the ε to attack at.")
+flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack, report_xla and certify parts: the ε to attack at.")
+flags.DEFINE_integer("certify_examples", 10000, "certify part: IBP and CROWN on the first N MNIST test images.",
+                     lower_bound=1)
 flags.DEFINE_enum("art_attacks", "matched", ["matched", "default"], "autoattack part: ART's AutoAttack with the "
                   "standard version's budget (APGD-CE, APGD-DLR, 100 iterations, Square 5000 queries, one restart "
                   "each), or with ART's default list (5 restarts each, DeepFool, Square 5×5000 queries: hours).")
@@ -326,6 +331,36 @@ def bench_report_xla(_):
     return result
 
 
+def bench_certify(_):
+    """Certified shares and seconds of IBP and CROWN, and the bracket beside AutoAttack alone (see the docstring)."""
+    from tfdisc import certification
+
+    model = _autoattack_model()
+    x, y = datasets.load_arrays("mnist", "test", data_dir=FLAGS.data_dir, examples=FLAGS.certify_examples,
+                                subset_order="first")
+    eps = [float(e) for e in FLAGS.autoattack_eps]
+    n = min(FLAGS.autoattack_examples, len(x))
+    result = {"certify_examples": len(x), "attack_examples": n}
+    for bound in ("ibp", "crown"):
+        certification.certify(model, (x[:10], y[:10]), eps, bound=bound, enumeration_limit=0)
+        found = certification.certify(model, (x, y), eps, bound=bound, enumeration_limit=0)
+        result[f"{bound}_s"] = found["seconds"]
+        result.update({f"eps={e:g} {bound}_certified": share for e, share in zip(eps, found["certified"])})
+    report = evaluation.RobustnessReport(model, ("autoattack",))
+    report((x[:10], y[:10]), eps)
+    start = time.perf_counter()
+    attacked = report((x[:n], y[:n]), eps)
+    result["autoattack_s"] = time.perf_counter() - start
+    certification.bracket(model, (x[:10], y[:10]), eps)
+    bracketed = certification.bracket(model, (x[:n], y[:n]), eps)
+    result["bracket_s"] = bracketed["seconds"]
+    result["autoattack_over_bracket"] = result["autoattack_s"] / result["bracket_s"]
+    for i, e in enumerate(eps):
+        result.update({f"eps={e:g} autoattack": attacked["attacks"]["autoattack"]["accuracy"][i],
+                       f"eps={e:g} bracket": f"[{bracketed['certified'][i]:.3f}, {bracketed['attacked'][i]:.3f}]"})
+    return result
+
+
 def bench_pipeline(key):
     """One `fit` epoch over the library's in-memory pipeline: autotuning off (as shipped) vs on (tf.data's default)."""
     model = _compiled(_build(key))
@@ -373,9 +408,11 @@ def main(argv):
         return _memory_child()
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
                "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack,
-               "deploy": bench_deploy, "attack_calls": bench_attack_calls, "report_xla": bench_report_xla}
+               "deploy": bench_deploy, "attack_calls": bench_attack_calls, "report_xla": bench_report_xla,
+               "certify": bench_certify}
     per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"],
                  "report_xla": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
+                 "certify": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
                  "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"],
                  "attack_calls": FLAGS.models if FLAGS["models"].present else ["fcn1_bnn", "alexnet_bnn"]}
     results = {"machine": benchmarking.machine(),
