@@ -17,9 +17,10 @@ logits and input gradient) on FCN1- and AlexNet-BNN as built vs with kernels qua
 (`tfdisc.models.with_quantized_kernels`, what the robustness report attacks). report_xla: the robustness
 report's AutoAttack (standard) on the autoattack part's model and images, graph mode vs `jit_compile=True`,
 each a fresh report's first call (tracing and XLA compilation included, as a user meets them). certify:
-`tfdisc.certification` on the autoattack part's model: IBP and CROWN alone on the first --certify_examples MNIST
-test images, then on the first --autoattack_examples the bracket (certify, then AutoAttack standard+discrete on
-the rest) beside AutoAttack (standard) alone; seconds and shares per ε, each warmed up on 10 images first.
+`tfdisc.certification` on the autoattack part's model: the --certify_bounds alone on the first --certify_examples
+MNIST test images, then on the first --autoattack_examples the bracket (--bracket_bound, then AutoAttack
+standard+discrete on the rest) beside AutoAttack (standard) alone; seconds and shares per ε, each warmed up on 10
+images first.
 """
 
 import json
@@ -58,8 +59,12 @@ flags.DEFINE_string("autoattack_model", None, "autoattack, report_xla and deploy
 flags.DEFINE_integer("autoattack_examples", 500, "autoattack and report_xla parts: the first N MNIST test images.",
                      lower_bound=1)
 flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack, report_xla and certify parts: the ε to attack at.")
-flags.DEFINE_integer("certify_examples", 10000, "certify part: IBP and CROWN on the first N MNIST test images.",
+flags.DEFINE_integer("certify_examples", 10000, "certify part: the bounds alone on the first N MNIST test images.",
                      lower_bound=1)
+flags.DEFINE_list("certify_bounds", ["ibp", "crown"], "certify part: the bounds timed alone (ibp, crown, "
+                  "crown-refined).")
+flags.DEFINE_enum("bracket_bound", "crown-refined", ["ibp", "crown", "crown-refined"], "certify part: the "
+                  "bracket's tightest bound.")
 flags.DEFINE_enum("art_attacks", "matched", ["matched", "default"], "autoattack part: ART's AutoAttack with the "
                   "standard version's budget (APGD-CE, APGD-DLR, 100 iterations, Square 5000 queries, one restart "
                   "each), or with ART's default list (5 restarts each, DeepFool, Square 5×5000 queries: hours).")
@@ -341,7 +346,7 @@ def bench_certify(_):
     eps = [float(e) for e in FLAGS.autoattack_eps]
     n = min(FLAGS.autoattack_examples, len(x))
     result = {"certify_examples": len(x), "attack_examples": n}
-    for bound in ("ibp", "crown"):
+    for bound in FLAGS.certify_bounds:
         certification.certify(model, (x[:10], y[:10]), eps, bound=bound, enumeration_limit=0)
         found = certification.certify(model, (x, y), eps, bound=bound, enumeration_limit=0)
         result[f"{bound}_s"] = found["seconds"]
@@ -351,8 +356,8 @@ def bench_certify(_):
     start = time.perf_counter()
     attacked = report((x[:n], y[:n]), eps)
     result["autoattack_s"] = time.perf_counter() - start
-    certification.bracket(model, (x[:10], y[:10]), eps)
-    bracketed = certification.bracket(model, (x[:n], y[:n]), eps)
+    certification.bracket(model, (x[:10], y[:10]), eps, bound=FLAGS.bracket_bound)
+    bracketed = certification.bracket(model, (x[:n], y[:n]), eps, bound=FLAGS.bracket_bound)
     result["bracket_s"] = bracketed["seconds"]
     result["autoattack_over_bracket"] = result["autoattack_s"] / result["bracket_s"]
     for i, e in enumerate(eps):

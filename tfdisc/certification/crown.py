@@ -105,6 +105,35 @@ def _backward(objective, constant, steps, pre_bounds, box):
         tf.einsum("bmn,bn->bm", tf.nn.relu(-coefficient), box_high)
 
 
+def _unstable(activation, low, high):
+    """Where the activation's relaxation depends on the bounds: a ReLU across 0, a sign not fixed by them."""
+    if activation[0] == "relu":
+        return (low < 0) & (high > 0)
+    fixed_low, fixed_high = ibp._sign_bounds(activation[1], low, high)
+    return fixed_low < fixed_high
+
+
+def _refined(steps, index, found, box, low, high):
+    """[low, high] of affine step `index`'s outputs, each unstable one (for the activation after it) tightened by a
+    backward pass of its own. A stable unit's relaxation is exact whatever its bounds, so only the unstable units
+    pay: per example, the rows of its unstable units (padded to the most any example has), lower and upper bounds
+    in one pass."""
+    unstable = _unstable(steps[index + 1], low, high)
+    most = int(tf.reduce_max(tf.reduce_sum(tf.cast(unstable, tf.int32), -1)))
+    if most == 0:
+        return low, high
+    units = tf.argsort(tf.cast(unstable, tf.int32), axis=-1, direction="DESCENDING", stable=True)[:, :most]
+    valid = tf.gather(unstable, units, batch_dims=1)
+    rows = tf.one_hot(units, int(low.shape[-1]), dtype=ibp.DTYPE)  # (batch, most, units)
+    both = _backward(tf.concat([rows, -rows], 1), tf.zeros([tf.shape(low)[0], 2 * most], ibp.DTYPE),
+                     steps[:index + 1], found, box)
+    where = tf.stack([tf.broadcast_to(tf.range(tf.shape(units)[0])[:, None], tf.shape(units)), units], -1)
+    old_low, old_high = tf.gather(low, units, batch_dims=1), tf.gather(high, units, batch_dims=1)
+    new_low = tf.where(valid, tf.maximum(old_low, both[:, :most]), old_low)
+    new_high = tf.where(valid, tf.minimum(old_high, -both[:, most:]), old_high)
+    return tf.tensor_scatter_nd_update(low, where, new_low), tf.tensor_scatter_nd_update(high, where, new_high)
+
+
 def _pre_activation_bounds(steps, box, refine):
     """The bounds of every activation's input: interval propagation, or backward passes with `refine`."""
     found = {}
@@ -114,13 +143,8 @@ def _pre_activation_bounds(steps, box, refine):
             _, w, b = step
             center, radius = (low + high) / 2, (high - low) / 2
             low, high = center @ w + b - radius @ tf.abs(w), center @ w + b + radius @ tf.abs(w)
-            if refine and index > 0:
-                n = int(w.shape[-1])
-                eye = tf.broadcast_to(tf.eye(n, dtype=ibp.DTYPE), [tf.shape(low)[0], n, n])
-                zero = tf.zeros([tf.shape(low)[0], n], ibp.DTYPE)
-                tight_low = _backward(eye, zero, steps[:index + 1], found, box)
-                tight_high = -_backward(-eye, zero, steps[:index + 1], found, box)
-                low, high = tf.maximum(low, tight_low), tf.minimum(high, tight_high)
+            if refine and 0 < index < len(steps) - 1:  # the last affine step's output feeds no activation
+                low, high = _refined(steps, index, found, box, low, high)
         else:
             found[index] = (low, high)
             if step[0] == "relu":
