@@ -40,3 +40,55 @@ def test_refined_bounds_are_at_least_as_tight_on_relu_nets():
 def test_convolutions_are_left_to_interval_bounds():
     with pytest.raises(bounds.UnsupportedLayer, match="no linear relaxation for layers of type QuantConv2D"):
         crown.chain(random_model("alexnet", "full"))
+
+
+def test_the_free_pixel_chain_computes_the_first_affine_map_exactly():
+    model = random_model("fcn2", "full", seed=5)
+    discretization = bounds.discretization_layer(model)
+    low, high = (tf.reshape(v, [8, -1]) for v in bounds.level_box(discretization, random_images("fcn2", 8, 5), 0.1))
+    steps = crown.chain(model)
+    restricted, (box_low, box_high) = crown.free_pixel_chain(steps, low, high)
+    assert len(restricted) == len(steps) and restricted[1:] == steps[1:]
+    free = (high - low).numpy() > 0
+    assert box_high.shape[-1] == free.sum(-1).max() and np.all(box_low.numpy() == 0)
+    rng = np.random.default_rng(5)
+    _, w, b = steps[0]
+    _, rows, offset = restricted[0]
+    for _ in range(20):
+        x = np.where(rng.random(low.shape) < 0.5, low.numpy(), high.numpy())  # corners of the box
+        delta = np.zeros(box_high.shape)  # each example's free pixels first, as the restricted chain orders them
+        for i in range(8):
+            delta[i, :free[i].sum()] = (x - low.numpy())[i][free[i]]
+        assert np.all(delta <= box_high.numpy())
+        assert np.allclose(np.einsum("bi,bio->bo", delta, rows.numpy()) + offset.numpy(), x @ w.numpy() + b.numpy())
+
+
+@pytest.mark.parametrize("precision", ["full", "bnn"])
+def test_inherited_bounds_hold_on_a_part_and_tighten_it(precision):
+    model = random_model("fcn2", precision, seed=6)
+    discretization = bounds.discretization_layer(model)
+    low, high = (tf.reshape(v, [8, -1]) for v in bounds.level_box(discretization, random_images("fcn2", 8, 6), 0.15))
+    labels = tf.constant(np.arange(8) % 4, tf.int32)
+    steps = crown.chain(model)
+    _, parent = crown.chain_margin_bounds(steps, low, high, labels, refine=True)
+    step = bounds.level_step(discretization)
+    rng = np.random.default_rng(6)
+    # A part: every free pixel's range cut to its lowest level or the rest, at random.
+    lo, hi = low.numpy().copy(), high.numpy().copy()
+    upper = rng.random(lo.shape) < 0.5
+    lo = np.where(upper & (hi > lo), lo + step, lo)
+    hi = np.where(~upper & (hi > lo), lo, hi)
+    alone, _ = crown.chain_margin_bounds(steps, tf.constant(lo), tf.constant(hi), labels, refine=True)
+    inherited, found = crown.chain_margin_bounds(steps, tf.constant(lo), tf.constant(hi), labels, refine=True,
+                                                 inherited=parent)
+    assert np.all(inherited.numpy() >= alone.numpy() - 1e-9)
+    for index, (pre_low, pre_high) in found.items():
+        assert np.all(pre_low.numpy() >= parent[index][0].numpy() - 1e-9)
+        assert np.all(pre_high.numpy() <= parent[index][1].numpy() + 1e-9)
+    levels = np.rint((hi - lo) / step).astype(int) + 1
+    for _ in range(60):
+        x = (lo + rng.integers(0, levels) * step).reshape((8,) + tuple(discretization.input_shape[1:]))
+        logits = model(tf.constant(x, tf.float32), training=False).numpy()
+        wanted = logits[np.arange(8), labels.numpy()]
+        true = wanted[:, None] - np.stack([np.delete(row, t) for row, t in zip(logits, labels.numpy())])
+        assert np.all(inherited.numpy() <= true + 1e-4)

@@ -115,13 +115,15 @@ def test_the_exact_answer_agrees_with_a_mixed_integer_program():
             assert np.argmax(model(counterexample[None], training=False)) != label
 
 
-@pytest.mark.parametrize("precision", ["full", "bnn"])
-def test_branch_and_bound_reaches_the_exact_verdict(precision):
+@pytest.mark.parametrize("precision, method", [("full", "crown-refined"), ("bnn", "crown-refined"), ("full", "crown"),
+                                               ("full", "ibp")])
+def test_branch_and_bound_reaches_the_exact_verdict(precision, method):
     model = random_model("fcn2", precision, seed=4)
     discretization = bounds.discretization_layer(model)
     for x, label, low, high in _small_boxes(model, 6, seed=4):
         robust, _ = search.enumerate_box(model, discretization, low, high, label)
-        status, counterexample = search.branch_and_bound(model, discretization, low, high, label, time_limit=60)
+        status, counterexample = search.branch_and_bound(model, discretization, low, high, label, method=method,
+                                                         time_limit=60, batch=4)
         assert status == ("certified" if robust else "broken")
         if status == "broken":
             assert np.all(low - 1e-6 <= counterexample) and np.all(counterexample <= high + 1e-6)  # level images

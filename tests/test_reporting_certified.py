@@ -13,12 +13,14 @@ from tfdisc.reporting.records import RecordError
 def test_a_run_is_bracketed_recorded_and_shown(tmp_path):
     run_dir = tiny_mnist_run(tmp_path, 1000)
     record = certified.certify_run(str(run_dir), str(require_data().parent), [0.02, 0.05], 40,
-                                   str(tmp_path / "certified"), bound="crown", version="fast")
+                                   str(tmp_path / "certified"), bound="crown", version="fast", time_limit=0.5)
     assert record.examples == 40 and all(c <= a for c, a in zip(record.certified, record.attacked))
+    assert record.time_limit == 0.5
     (loaded,) = certified.load_certification_records(tmp_path)
     assert loaded == record
     text = render.certified_section([loaded], render.ReportOptions())
     assert "| MNIST fcn2 full 2-bit | `m` | 0.02 | 40 | " in text
+    assert "| crown, branch and bound ≤ 0.5 s an image |" in text
 
 
 def test_a_file_that_is_no_certification_record_is_named(tmp_path):

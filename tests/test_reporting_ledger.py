@@ -87,7 +87,7 @@ def _bracket(precision, bits, certified, attacked, adv=False, examples=10000):
                                input_bits=bits, adv_train=adv, epochs=10, eps=[0.05, 0.1], examples=examples,
                                certified=[certified, certified], attacked=[attacked, attacked],
                                gap=[attacked - certified] * 2, methods=[{}, {}], attacked_examples=[0, 0],
-                               version="standard+discrete", bound="crown", seconds=1.0)
+                               version="standard+discrete", bound="crown", seconds=1.0, time_limit=0.0)
 
 
 def _bracket_verdict(brackets):

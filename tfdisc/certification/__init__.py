@@ -89,7 +89,7 @@ def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_li
                 status[i], method[i] = found, "branch_and_bound"
 
 
-def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: str = "crown",
+def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: str = "crown-refined",
             enumeration_limit: int = 2**16, time_limit: float = 0.0) -> dict:
     """Certify every example of `data` at every ε (see the module docstring).
 
@@ -98,7 +98,8 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
         data: (x, y) arrays or a dataset of batches.
         eps_values: the ε to certify at.
         bound: the tightest bound to try, each tried on what the cheaper ones leave: "ibp", "crown" (IBP, then the
-            linear relaxation), or "crown-refined" (then the relaxation with refined intermediate bounds).
+            linear relaxation with interval intermediate bounds, which after a few layers certifies little), or
+            "crown-refined" (then the relaxation with refined intermediate bounds). Branch and bound uses it too.
         enumeration_limit: evaluate every input of boxes that hold at most this many.
         time_limit: seconds of branch and bound per example still undecided (0: none).
 
@@ -133,7 +134,8 @@ def _summary(eps, outcomes, examples, seconds):
 
 
 def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version: str = "standard+discrete",
-            bound: str = "crown", enumeration_limit: int = 2**16, time_limit: float = 0.0, **report_options) -> dict:
+            bound: str = "crown-refined", enumeration_limit: int = 2**16, time_limit: float = 0.0,
+            **report_options) -> dict:
     """The robust accuracy bracketed at every ε: certify what the bounds can, attack only the rest, then branch and
     bound the attacks' survivors for `time_limit` seconds each.
 

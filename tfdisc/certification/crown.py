@@ -3,8 +3,10 @@ two affine maps is bounded by two lines over its pre-activation interval, and th
 back to the discretized input box, where it is minimized exactly.
 
 Intermediate pre-activation bounds come from interval propagation (as CROWN-IBP does) or, with `refine=True`, from
-backward passes of their own (full CROWN: tighter and slower). Only dense chains are covered (Flatten, Dense,
-BatchNormalization, ReLU, linear activations, sign input quantizers); convolutional models use interval bounds.
+backward passes of their own (full CROWN: tighter and slower), and can start from bounds known to hold already
+(`inherited`: a branch-and-bound part inherits its parent's). Pixels whose level the box fixes are folded into the
+first affine map's offset, so every pass works on the free pixels only. Only dense chains are covered (Flatten,
+Dense, BatchNormalization, ReLU, linear activations, sign input quantizers); convolutional models use interval bounds.
 """
 
 import tensorflow as tf
@@ -83,6 +85,17 @@ def _relaxation(step, low, high):
     return lower_slope, lower_offset, upper_slope, upper_offset
 
 
+def _forward(w, v):
+    """v·w for a shared kernel (in, out) or one kernel per example (batch, in, out)."""
+    return v @ w if w.shape.rank == 2 else tf.einsum("bi,bio->bo", v, w)
+
+
+def _pull_back(coefficient, w):
+    """The coefficients of an affine map's input, given those of its output: coefficient·wᵀ."""
+    equation = "bmn,kn->bmk" if w.shape.rank == 2 else "bmn,bkn->bmk"
+    return tf.einsum(equation, coefficient, w)
+
+
 def _backward(objective, constant, steps, pre_bounds, box):
     """Lower bound of objective·z + constant where z is the output of `steps` (ending in an affine step), over the
     input box; `pre_bounds[i]` are the bounds of the input of activation step i."""
@@ -91,8 +104,8 @@ def _backward(objective, constant, steps, pre_bounds, box):
         step = steps[index]
         if step[0] == "affine":
             _, w, b = step
-            constant = constant + tf.einsum("bmn,n->bm", coefficient, b)
-            coefficient = tf.einsum("bmn,kn->bmk", coefficient, w)
+            constant = constant + tf.einsum("bmn,bn->bm" if b.shape.rank == 2 else "bmn,n->bm", coefficient, b)
+            coefficient = _pull_back(coefficient, w)
         else:
             low, high = pre_bounds[index]
             lower_slope, lower_offset, upper_slope, upper_offset = _relaxation(step, low, high)
@@ -103,6 +116,23 @@ def _backward(objective, constant, steps, pre_bounds, box):
     box_low, box_high = box
     return constant + tf.einsum("bmn,bn->bm", tf.nn.relu(coefficient), box_low) - \
         tf.einsum("bmn,bn->bm", tf.nn.relu(-coefficient), box_high)
+
+
+def free_pixel_chain(steps: list[tuple], low: tf.Tensor, high: tf.Tensor) -> tuple[list[tuple], tuple]:
+    """The chain and box over the free pixels only: per example, the first affine map keeps the rows of the pixels
+    the box leaves free (padded with zero rows to the most any example has) and takes the fixed pixels into its
+    offset; the box becomes [0, high − low] on those pixels. Bounds over it equal those over (low, high)."""
+    if steps[0][0] != "affine":
+        return steps, (low, high)
+    _, w, b = steps[0]
+    width = high - low
+    free = width > 0
+    most = max(1, int(tf.reduce_max(tf.reduce_sum(tf.cast(free, tf.int32), -1))))
+    pixels = tf.argsort(tf.cast(free, tf.int32), axis=-1, direction="DESCENDING", stable=True)[:, :most]
+    kept = tf.cast(tf.gather(free, pixels, batch_dims=1), ibp.DTYPE)
+    rows = tf.gather(w, pixels) * kept[..., None]  # (batch, most, units)
+    return ([("affine", rows, low @ w + b)] + steps[1:],
+            (tf.zeros_like(kept), tf.gather(width, pixels, batch_dims=1) * kept))
 
 
 def _unstable(activation, low, high):
@@ -124,9 +154,10 @@ def _refined(steps, index, found, box, low, high):
         return low, high
     units = tf.argsort(tf.cast(unstable, tf.int32), axis=-1, direction="DESCENDING", stable=True)[:, :most]
     valid = tf.gather(unstable, units, batch_dims=1)
-    rows = tf.one_hot(units, int(low.shape[-1]), dtype=ibp.DTYPE)  # (batch, most, units)
-    both = _backward(tf.concat([rows, -rows], 1), tf.zeros([tf.shape(low)[0], 2 * most], ibp.DTYPE),
-                     steps[:index + 1], found, box)
+    # A unit's row of the affine step, pulled back through it, is the unit's column of its kernel: a gather.
+    _, w, b = steps[index]
+    rows, offsets = tf.gather(tf.transpose(w), units), tf.gather(b, units)  # (batch, most, inputs), (batch, most)
+    both = _backward(tf.concat([rows, -rows], 1), tf.concat([offsets, -offsets], 1), steps[:index], found, box)
     where = tf.stack([tf.broadcast_to(tf.range(tf.shape(units)[0])[:, None], tf.shape(units)), units], -1)
     old_low, old_high = tf.gather(low, units, batch_dims=1), tf.gather(high, units, batch_dims=1)
     new_low = tf.where(valid, tf.maximum(old_low, both[:, :most]), old_low)
@@ -134,15 +165,19 @@ def _refined(steps, index, found, box, low, high):
     return tf.tensor_scatter_nd_update(low, where, new_low), tf.tensor_scatter_nd_update(high, where, new_high)
 
 
-def _pre_activation_bounds(steps, box, refine):
-    """The bounds of every activation's input: interval propagation, or backward passes with `refine`."""
+def _pre_activation_bounds(steps, box, refine, inherited):
+    """The bounds of every activation's input: interval propagation, or backward passes with `refine`; each
+    intersected with the `inherited` bounds of that activation first, where given."""
     found = {}
     low, high = box
     for index, step in enumerate(steps):
         if step[0] == "affine":
             _, w, b = step
             center, radius = (low + high) / 2, (high - low) / 2
-            low, high = center @ w + b - radius @ tf.abs(w), center @ w + b + radius @ tf.abs(w)
+            center, radius = _forward(w, center) + b, _forward(tf.abs(w), radius)
+            low, high = center - radius, center + radius
+            if inherited and index + 1 in inherited:
+                low, high = tf.maximum(low, inherited[index + 1][0]), tf.minimum(high, inherited[index + 1][1])
             if refine and 0 < index < len(steps) - 1:  # the last affine step's output feeds no activation
                 low, high = _refined(steps, index, found, box, low, high)
         else:
@@ -154,14 +189,23 @@ def _pre_activation_bounds(steps, box, refine):
     return found
 
 
-def margin_lower_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor,
-                        refine: bool = False) -> tf.Tensor:
-    """Lower bounds of logit[y] − logit[j] (every other class j) over the level box: (batch, classes − 1)."""
-    steps = chain(model)
-    box = (tf.reshape(low, [tf.shape(low)[0], -1]), tf.reshape(high, [tf.shape(high)[0], -1]))
-    pre_bounds = _pre_activation_bounds(steps, box, refine)
+def chain_margin_bounds(steps: list[tuple], low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor, *,
+                        refine: bool = False, inherited: dict | None = None) -> tuple[tf.Tensor, dict]:
+    """Lower bounds of logit[y] − logit[j] (every other class j) over the flat level box of a `chain`:
+    (batch, classes − 1), and the pre-activation bounds found on the way ({activation step: (low, high)}), which
+    hold on every box inside this one (pass them as `inherited` when bounding its parts)."""
+    if len(steps) > 1:
+        steps, (low, high) = free_pixel_chain(steps, low, high)
+    pre_bounds = _pre_activation_bounds(steps, (low, high), refine, inherited)
     _, w, b = steps[-1]
     rows, other = ibp.margin_matrix(w, labels, int(w.shape[-1]))
     offsets = tf.gather(b, labels)[:, None] - tf.gather(b, other)
     # The last affine step is folded into the objective.
-    return _backward(rows, offsets, steps[:-1], pre_bounds, box)
+    return _backward(rows, offsets, steps[:-1], pre_bounds, (low, high)), pre_bounds
+
+
+def margin_lower_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor,
+                        refine: bool = False) -> tf.Tensor:
+    """Lower bounds of logit[y] − logit[j] (every other class j) over the level box: (batch, classes − 1)."""
+    flat = [tf.reshape(v, [tf.shape(v)[0], -1]) for v in (low, high)]
+    return chain_margin_bounds(chain(model), *flat, labels, refine=refine)[0]

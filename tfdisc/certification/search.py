@@ -75,51 +75,73 @@ def margin_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels
     return ibp.margin_lower_bounds(model, low, high, labels)
 
 
-def _worst_margin_gradient(model, levels, label):
-    """The gradient, with respect to the levels, of the smallest margin logit[y] − logit[j] (straight through)."""
-    x = tf.constant(levels[None], tf.float32)
+def _worst_margin_gradients(model, levels, label):
+    """Per level image, the gradient of its smallest margin logit[y] − logit[j] (straight through)."""
+    x = tf.constant(levels, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        logits = model(x, training=False)[0]
-        others = tf.concat([logits[:label], logits[label + 1:]], 0)
-        margin = logits[label] - tf.reduce_max(others)
-    return tape.gradient(margin, x)[0].numpy()
+        logits = model(x, training=False)
+        others = tf.concat([logits[:, :label], logits[:, label + 1:]], 1)
+        margin = logits[:, label] - tf.reduce_max(others, 1)
+    return tape.gradient(margin, x).numpy()
+
+
+def _part_bounds(model, method, lows, highs, label, inherited):
+    """The margin lower bounds of the parts (lows, highs) and, for the linear relaxations, their pre-activation
+    bounds (None for interval bounds)."""
+    labels = tf.fill([len(lows)], label)
+    if method == "ibp":
+        return ibp.margin_lower_bounds(model, tf.constant(lows), tf.constant(highs), labels).numpy(), None
+    flat = lows.reshape(len(lows), -1), highs.reshape(len(highs), -1)
+    parents = None
+    if inherited[0] is not None:
+        parents = {k: tuple(tf.constant(np.stack([p[k][j] for p in inherited])) for j in (0, 1)) for k in inherited[0]}
+    margins, found = crown.chain_margin_bounds(crown.chain(model), *(tf.constant(v) for v in flat), labels,
+                                               refine=method == "crown-refined", inherited=parents)
+    found = {k: (v[0].numpy(), v[1].numpy()) for k, v in found.items()}
+    return margins.numpy(), [{k: (v[0][i], v[1][i]) for k, v in found.items()} for i in range(len(lows))]
 
 
 def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization, low: np.ndarray,
-                     high: np.ndarray, label: int, *, method: str = "crown", time_limit: float = 10.0, batch: int = 64,
-                     max_domains: int = 20000) -> tuple[str, np.ndarray | None]:
+                     high: np.ndarray, label: int, *, method: str = "crown-refined", time_limit: float = 10.0,
+                     batch: int = 64, max_domains: int = 20000) -> tuple[str, np.ndarray | None]:
     """Split the free pixels' level ranges until every part is certified or one input is misclassified.
 
     Returns ("certified", None), ("broken", level image) or ("unknown", None) when `time_limit` seconds or
-    `max_domains` parts run out. Each part is bounded by `margin_bounds`; the free pixel that splits is the one
-    whose range times the margin's gradient is largest; the corner that the gradient says lowers the margin most
-    is evaluated exactly at every split, so counterexamples surface early.
+    `max_domains` parts run out. Parts are bounded `batch` at a time by `method` ("ibp", "crown" or
+    "crown-refined"; the linear relaxations start from the pre-activation bounds of the part they split from);
+    the free pixel that splits is the one whose range times the margin's gradient is largest; the corner that the
+    gradient says lowers the margin most is evaluated exactly at every split, so counterexamples surface early.
     """
     start, step = time.perf_counter(), ibp.level_step(discretization)
+    if method != "ibp":
+        try:
+            crown.chain(model)
+        except ibp.UnsupportedLayer:
+            method = "ibp"
     scale = float(np.max(np.abs(model(tf.constant(low[None], tf.float32), training=False))))
-    queue = [(0.0, 0, np.asarray(low, np.float64), np.asarray(high, np.float64))]
+    queue = [(0.0, 0, np.asarray(low, np.float64), np.asarray(high, np.float64), None)]
     counter, domains = itertools.count(1), 0
     while queue:
         if time.perf_counter() - start > time_limit or domains > max_domains:
             return "unknown", None
         parts = [heapq.heappop(queue) for _ in range(min(batch, len(queue)))]
-        lows = np.stack([p[2] for p in parts])
-        highs = np.stack([p[3] for p in parts])
-        labels = tf.fill([len(parts)], label)
-        margins = margin_bounds(model, tf.constant(lows, ibp.DTYPE), tf.constant(highs, ibp.DTYPE), labels,
-                                method).numpy().min(axis=-1)
+        lows, highs = np.stack([p[2] for p in parts]), np.stack([p[3] for p in parts])
+        margins, found = _part_bounds(model, method, lows, highs, label, [p[4] for p in parts])
+        margins = margins.min(axis=-1)
         domains += len(parts)
-        for margin, lo, hi in zip(margins, lows, highs):
-            if margin > ibp.MARGIN_SLACK * (1.0 + scale):
-                continue
-            center = (lo + hi) / 2
-            gradient = _worst_margin_gradient(model, ops.discretize(tf.constant(center, tf.float32),
-                                                                    discretization.bits, discretization.mode).numpy(),
-                                              label)
-            corner = np.where(gradient > 0, lo, hi)
-            if _predictions(model, corner[None])[0] != label:
-                return "broken", corner
+        open_parts = np.flatnonzero(margins <= ibp.MARGIN_SLACK * (1.0 + scale))
+        if not open_parts.size:
+            continue
+        lows, highs = lows[open_parts], highs[open_parts]
+        centers = ops.discretize(tf.constant((lows + highs) / 2, tf.float32), discretization.bits,
+                                 discretization.mode).numpy()
+        gradients = _worst_margin_gradients(model, centers, label)
+        corners = np.where(gradients > 0, lows, highs)
+        wrong = np.flatnonzero(_predictions(model, corners) != label)
+        if wrong.size:
+            return "broken", corners[wrong[0]]
+        for part, lo, hi, gradient in zip(open_parts, lows, highs, gradients):
             width = hi - lo
             if not np.any(width > step / 2):  # a single input, and it is classified correctly
                 continue
@@ -129,6 +151,7 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
             middle = lo[pixel] + step * (levels // 2 - 1)
             left_high, right_low = hi.copy(), lo.copy()
             left_high[pixel], right_low[pixel] = middle, middle + step
+            inherited = found[part] if found is not None else None
             for part_low, part_high in ((lo, left_high), (right_low, hi)):
-                heapq.heappush(queue, (float(margin), next(counter), part_low, part_high))
+                heapq.heappush(queue, (float(margins[part]), next(counter), part_low, part_high, inherited))
     return "certified", None

@@ -23,6 +23,7 @@ class CertificationRecord(TrainedModel):
     version: str
     bound: str
     seconds: float
+    time_limit: float  # seconds of branch and bound per survivor of the attacks (0: none)
 
 
 def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examples: int, output_dir: str, *,
@@ -39,7 +40,8 @@ def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examp
     result = CertificationRecord(**TrainedModel.of(run_dir), eps=found["eps"], examples=found["examples"],
                                  certified=found["certified"], attacked=found["attacked"], gap=found["gap"],
                                  methods=found["methods"], attacked_examples=found["attacked_examples"],
-                                 version=version, bound=bound, seconds=found["seconds"])
+                                 version=version, bound=bound, seconds=found["seconds"],
+                                 time_limit=time_limit)
     files.write_json_atomic(os.path.join(output_dir, f"{result.run}.json"), dataclasses.asdict(result))
     return result
 
