@@ -1,6 +1,8 @@
 """tfdisc.certification.search: enumeration agrees with a mixed-integer program, and branch and bound with
 enumeration."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.optimize as scipy_optimize
@@ -128,3 +130,12 @@ def test_branch_and_bound_reaches_the_exact_verdict(precision, method):
         if status == "broken":
             assert np.all(low - 1e-6 <= counterexample) and np.all(counterexample <= high + 1e-6)  # level images
             assert np.argmax(model(counterexample[None], training=False)) != label
+
+
+def test_a_box_too_large_to_count_counts_as_infinite_without_a_warning():
+    discretization = bounds.discretization_layer(random_model("fcn2", "full", bits=8, seed=0))
+    low, high = np.zeros((28, 28, 1)), np.ones((28, 28, 1))  # 256 levels for each of 784 pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert search.input_count(discretization, low, high) == float("inf")
+    assert search.input_count(discretization, low[:1, :2], high[:1, :2]) == 256**2

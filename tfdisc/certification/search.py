@@ -24,7 +24,8 @@ def _levels(discretization, low, high):
 
 def input_count(discretization: InputDiscretization, low: np.ndarray, high: np.ndarray) -> float:
     """How many distinct discretized inputs the box holds (a float: it can be astronomically large)."""
-    return float(np.prod(_levels(discretization, low, high).astype(np.float64)))
+    with np.errstate(over="ignore"):  # past float64's range the count is inf, which compares as it should
+        return float(np.prod(_levels(discretization, low, high).astype(np.float64)))
 
 
 def _predictions(model, levels, batch=1024):
@@ -108,10 +109,11 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
     """Split the free pixels' level ranges until every part is certified or one input is misclassified.
 
     Returns ("certified", None), ("broken", level image) or ("unknown", None) when `time_limit` seconds or
-    `max_domains` parts run out. Parts are bounded `batch` at a time by `method` ("ibp", "crown" or
-    "crown-refined"; the linear relaxations start from the pre-activation bounds of the part they split from);
-    the free pixel that splits is the one whose range times the margin's gradient is largest; the corner that the
-    gradient says lowers the margin most is evaluated exactly at every split, so counterexamples surface early.
+    `max_domains` parts run out (checked between batches, so the last batch may end past the limit). Parts are
+    bounded `batch` at a time by `method` ("ibp", "crown" or "crown-refined"; the linear relaxations start from
+    the pre-activation bounds of the part they split from); the free pixel that splits is the one whose range
+    times the margin's gradient is largest; the corner that the gradient says lowers the margin most is evaluated
+    exactly at every split, so counterexamples surface early.
     """
     start, step = time.perf_counter(), ibp.level_step(discretization)
     if method != "ibp":
