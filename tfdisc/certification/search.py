@@ -62,18 +62,28 @@ def margin_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels
     """Lower bounds of every other-class margin, by `method`: "ibp", "crown" (intermediate bounds by IBP) or
     "crown-refined" (each intermediate bound by a backward pass of its own); the linear relaxations fall back to
     IBP on models they do not cover (convolutions, residual additions)."""
-    if method in ("crown", "crown-refined"):
-        try:
-            crown.chain(model)
-        except ibp.UnsupportedLayer:
-            return ibp.margin_lower_bounds(model, low, high, labels)
-        # A backward pass holds (examples × units × units) coefficients: batches that fit in about 1 GiB.
-        units = max(int(w.shape[-1]) for step in crown.chain(model) if step[0] == "affine" for w in step[1:2])
-        size = max(1, 2**30 // (8 * 4 * units * (units if method == "crown-refined" else 16)))
-        return tf.concat([crown.margin_lower_bounds(model, low[i:i + size], high[i:i + size], labels[i:i + size],
-                                                    refine=method == "crown-refined")
-                          for i in range(0, int(tf.shape(low)[0]), size)], 0)
-    return ibp.margin_lower_bounds(model, low, high, labels)
+    steps = _chain_or_none(model, method)
+    if steps is None:
+        return ibp.margin_lower_bounds(model, low, high, labels)
+    flat_low, flat_high = (tf.reshape(v, [tf.shape(v)[0], -1]) for v in (low, high))
+    # A backward pass holds (examples × rows × units) coefficients and the free-pixel chain (examples × free pixels
+    # × units) first-layer rows: batches that fit in about 1 GiB.
+    units = max(int(step[1].shape[-1]) for step in steps if step[0] == "affine")
+    free = max(0, int(tf.reduce_max(tf.reduce_sum(tf.cast(flat_high > flat_low, tf.int32), -1))))
+    size = max(1, 2**30 // (8 * units * (4 * (units if method == "crown-refined" else 16) + free)))
+    return tf.concat([crown.chain_margin_bounds(steps, flat_low[i:i + size], flat_high[i:i + size],
+                                                labels[i:i + size], refine=method == "crown-refined")[0]
+                      for i in range(0, int(tf.shape(low)[0]), size)], 0)
+
+
+def _chain_or_none(model, method):
+    """The model's `crown.chain` where `method` is a linear relaxation that covers the model, else None."""
+    if method == "ibp":
+        return None
+    try:
+        return crown.chain(model)
+    except ibp.UnsupportedLayer:
+        return None
 
 
 def _worst_margin_gradients(model, levels, label):
@@ -87,17 +97,17 @@ def _worst_margin_gradients(model, levels, label):
     return tape.gradient(margin, x).numpy()
 
 
-def _part_bounds(model, method, lows, highs, label, inherited):
-    """The margin lower bounds of the parts (lows, highs) and, for the linear relaxations, their pre-activation
-    bounds (None for interval bounds)."""
+def _part_bounds(model, steps, method, lows, highs, label, inherited):
+    """The margin lower bounds of the parts (lows, highs) and, for the linear relaxations (`steps` the model's
+    chain), their pre-activation bounds (None for interval bounds)."""
     labels = tf.fill([len(lows)], label)
-    if method == "ibp":
+    if steps is None:
         return ibp.margin_lower_bounds(model, tf.constant(lows), tf.constant(highs), labels).numpy(), None
     flat = lows.reshape(len(lows), -1), highs.reshape(len(highs), -1)
     parents = None
     if inherited[0] is not None:
         parents = {k: tuple(tf.constant(np.stack([p[k][j] for p in inherited])) for j in (0, 1)) for k in inherited[0]}
-    margins, found = crown.chain_margin_bounds(crown.chain(model), *(tf.constant(v) for v in flat), labels,
+    margins, found = crown.chain_margin_bounds(steps, *(tf.constant(v) for v in flat), labels,
                                                refine=method == "crown-refined", inherited=parents)
     found = {k: (v[0].numpy(), v[1].numpy()) for k, v in found.items()}
     return margins.numpy(), [{k: (v[0][i], v[1][i]) for k, v in found.items()} for i in range(len(lows))]
@@ -116,11 +126,7 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
     exactly at every split, so counterexamples surface early.
     """
     start, step = time.perf_counter(), ibp.level_step(discretization)
-    if method != "ibp":
-        try:
-            crown.chain(model)
-        except ibp.UnsupportedLayer:
-            method = "ibp"
+    steps = _chain_or_none(model, method)
     scale = float(np.max(np.abs(model(tf.constant(low[None], tf.float32), training=False))))
     queue = [(0.0, 0, np.asarray(low, np.float64), np.asarray(high, np.float64), None)]
     counter, domains = itertools.count(1), 0
@@ -129,7 +135,7 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
             return "unknown", None
         parts = [heapq.heappop(queue) for _ in range(min(batch, len(queue)))]
         lows, highs = np.stack([p[2] for p in parts]), np.stack([p[3] for p in parts])
-        margins, found = _part_bounds(model, method, lows, highs, label, [p[4] for p in parts])
+        margins, found = _part_bounds(model, steps, method, lows, highs, label, [p[4] for p in parts])
         margins = margins.min(axis=-1)
         domains += len(parts)
         open_parts = np.flatnonzero(margins <= ibp.MARGIN_SLACK * (1.0 + scale))

@@ -508,7 +508,8 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
              "states, and what is left is unknown. The true "
              "robust accuracy lies in [certified, attacked]; each end carries its 95% interval (Wilson). Models "
              "retrained for this from the same seeds reproduce the committed runs' records exactly.", "",
-             "| model | run | ε | images | certified | attacked | gap | bound | decided by | attacks ran on | seconds |",
+             "| model | run | ε | images | certified | attacked | gap | bound | decided by | attacks ran on "
+             "| seconds |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(certification_records, key=lambda r: (r.dataset, r.arch, r.precision != "full", r.precision,
                                                          r.adv_train, r.input_bits)):
@@ -519,8 +520,8 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
             subset = r.examples < presets.get(r.dataset).test_size
             parts.append(f"| {label} | `{r.run}` | {eps_lib.label(e, r.dataset)} | {r.examples} | "
                          f"{stats.measured(r.certified[i], r.examples, subset).text()} | "
-                         f"{stats.measured(r.attacked[i], r.examples, subset).text()} | {100 * r.gap[i]:.1f} | {bound} | "
-                         f"{decided} | {r.attacked_examples[i]} ({r.version}) | {r.seconds:.0f} |")
+                         f"{stats.measured(r.attacked[i], r.examples, subset).text()} | {100 * r.gap[i]:.1f} | "
+                         f"{bound} | {decided} | {r.attacked_examples[i]} ({r.version}) | {r.seconds:.0f} |")
     return "\n".join(parts + [""])
 
 
