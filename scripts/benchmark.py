@@ -20,7 +20,9 @@ each a fresh report's first call (tracing and XLA compilation included, as a use
 `tfdisc.certification` on the autoattack part's model: the --certify_bounds alone on the first --certify_examples
 MNIST test images, then on the first --autoattack_examples the bracket (--bracket_bound, then AutoAttack
 standard+discrete on the rest) beside AutoAttack (standard) alone; seconds and shares per ε, each warmed up on 10
-images first.
+images first. splits: `tfdisc.certification.certify` on the autoattack part's model and the first --splits_examples
+MNIST test images at --splits_eps, with --splits_time_limit seconds of branch and bound per example the bounds leave,
+splitting pixels vs activations (`search.branch_and_bound`); shares and seconds of each.
 """
 
 import json
@@ -42,7 +44,7 @@ from tfdisc.benchmarking import LOSS, build as _build, compiled as _compiled  # 
 from tfdisc.training import AdversarialModel  # noqa: E402
 
 PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls", "certify",
-         "report_xla"]
+         "report_xla", "splits"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
 flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs (deploy: "
@@ -65,6 +67,9 @@ flags.DEFINE_list("certify_bounds", ["ibp", "crown"], "certify part: the bounds 
                   "crown-refined).")
 flags.DEFINE_enum("bracket_bound", "crown-refined", ["ibp", "crown", "crown-refined"], "certify part: the "
                   "bracket's tightest bound.")
+flags.DEFINE_integer("splits_examples", 100, "splits part: the first N MNIST test images.", lower_bound=1)
+flags.DEFINE_float("splits_eps", 0.05, "splits part: the ε to certify at.", lower_bound=0.0)
+flags.DEFINE_float("splits_time_limit", 5.0, "splits part: seconds of branch and bound per example.", lower_bound=0.0)
 flags.DEFINE_enum("art_attacks", "matched", ["matched", "default"], "autoattack part: ART's AutoAttack with the "
                   "standard version's budget (APGD-CE, APGD-DLR, 100 iterations, Square 5000 queries, one restart "
                   "each), or with ART's default list (5 restarts each, DeepFool, Square 5×5000 queries: hours).")
@@ -366,6 +371,26 @@ def bench_certify(_):
     return result
 
 
+def bench_splits(_):
+    """Branch and bound splitting pixels vs activations, on the same model, images, ε and time (see the docstring)."""
+    from tfdisc import certification
+    from tfdisc.certification import search
+
+    model = _autoattack_model()
+    x, y = datasets.load_arrays("mnist", "test", data_dir=FLAGS.data_dir, examples=FLAGS.splits_examples,
+                                subset_order="first")
+    eps = [FLAGS.splits_eps]
+    result = {"examples": len(x), "eps": FLAGS.splits_eps, "time_limit_s": FLAGS.splits_time_limit}
+    for split in search.SPLITS:
+        certification.certify(model, (x[:10], y[:10]), eps, split=split, time_limit=1.0)
+        found = certification.certify(model, (x, y), eps, split=split, time_limit=FLAGS.splits_time_limit)
+        decided = found["methods"][0].get("branch_and_bound", 0)
+        result.update({f"{split}_s": found["seconds"], f"{split} certified": found["certified"][0],
+                       f"{split} broken": found["broken"][0], f"{split} unknown": found["unknown"][0],
+                       f"{split} decided_by_branch_and_bound": decided})
+    return result
+
+
 def bench_pipeline(key):
     """One `fit` epoch over the library's in-memory pipeline: autotuning off (as shipped) vs on (tf.data's default)."""
     model = _compiled(_build(key))
@@ -414,10 +439,11 @@ def main(argv):
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
                "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack,
                "deploy": bench_deploy, "attack_calls": bench_attack_calls, "report_xla": bench_report_xla,
-               "certify": bench_certify}
+               "certify": bench_certify, "splits": bench_splits}
     per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"],
                  "report_xla": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
                  "certify": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
+                 "splits": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
                  "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"],
                  "attack_calls": FLAGS.models if FLAGS["models"].present else ["fcn1_bnn", "alexnet_bnn"]}
     results = {"machine": benchmarking.machine(),

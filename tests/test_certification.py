@@ -58,6 +58,10 @@ def trained_2bit_fcn(mnist_small):
     return model, (x_test[:60], y_test[:60])
 
 
-def test_a_bad_bound_is_named():
-    with pytest.raises(ValueError, match="Unknown bound 'milp'"):
-        cert.certify(random_model("fcn2", "full"), (random_images("fcn2", 2), np.zeros(2, int)), [0.1], bound="milp")
+@pytest.mark.parametrize("option, value", [("bound", "milp"), ("split", "weights")])
+def test_a_bad_bound_or_split_is_named(option, value):
+    data = (random_images("fcn2", 2), np.zeros(2, int))
+    with pytest.raises(ValueError, match=f"Unknown {option} '{value}'"):
+        cert.certify(random_model("fcn2", "full"), data, [0.1], **{option: value})
+    with pytest.raises(ValueError, match=f"Unknown {option} '{value}'"):
+        cert.bracket(random_model("fcn2", "full"), data, [0.1], **{option: value})

@@ -92,3 +92,65 @@ def test_inherited_bounds_hold_on_a_part_and_tighten_it(precision):
         wanted = logits[np.arange(8), labels.numpy()]
         true = wanted[:, None] - np.stack([np.delete(row, t) for row, t in zip(logits, labels.numpy())])
         assert np.all(inherited.numpy() <= true + 1e-4)
+
+
+def _chain_forward(steps, x):
+    """The chain's output and each activation's side ({step: +1 or −1 per unit}: ReLU active, sign's output)."""
+    sides = {}
+    for index, step in enumerate(steps):
+        if step[0] == "affine":
+            x = x @ step[1].numpy() + step[2].numpy()
+        elif step[0] == "relu":
+            sides[index], x = np.where(x > 0, 1.0, -1.0), np.maximum(x, 0)
+        else:
+            x = tf.cast(step[1](tf.constant(x, tf.float32)), tf.float64).numpy()
+            sides[index] = x
+    return x, sides
+
+
+@pytest.mark.parametrize("precision", ["full", "bnn"])
+def test_bounds_with_split_units_hold_where_the_units_take_their_sides(precision):
+    model = random_model("fcn2", precision, seed=8)
+    discretization = bounds.discretization_layer(model)
+    step = bounds.level_step(discretization)
+    steps = crown.chain(model)
+    rng = np.random.default_rng(8)
+    for x, label in zip(random_images("fcn2", 4, seed=8), range(4)):
+        low, high = (tf.reshape(v, [1, -1]) for v in bounds.level_box(discretization, x[None], 0.3))
+        lo, hi = low.numpy(), high.numpy()
+        _, found = crown.chain_margin_bounds(steps, low, high, tf.constant([label]), refine=True)
+        unstable = {k: crown._unstable(steps[k], *v).numpy()[0] for k, v in found.items()}
+        # 32 points of the box; each part fixes a random half of the unstable units to its point's sides.
+        points = lo + rng.integers(0, np.rint((hi - lo) / step).astype(int) + 1, (32, lo.shape[-1])) * step
+        logits, sides = _chain_forward(steps, points)
+        fixed = {k: tf.constant(np.where(unstable[k] & (rng.random(sides[k].shape) < 0.5), sides[k], 0.0))
+                 for k in unstable}
+        assert sum(int(np.count_nonzero(v)) for v in fixed.values()) > 0
+        parts = [tf.repeat(v, 32, 0) for v in (low, high)]
+        split, _ = crown.chain_margin_bounds(steps, *parts, tf.fill([32], label), refine=True, fixed=fixed)
+        true = logits[:, label][:, None] - np.delete(logits, label, axis=1)
+        assert np.all(split.numpy() <= true + 1e-4)
+        model_logits = model(tf.constant(points.reshape((32,) + x.shape), tf.float32), training=False).numpy()
+        assert np.allclose(model_logits, logits, atol=1e-3)  # the chain is the model
+
+
+def test_the_minimizing_corner_attains_an_exact_bound():
+    model = random_model("fcn2", "full", seed=9)
+    discretization = bounds.discretization_layer(model)
+    steps = crown.chain(model)
+    x = random_images("fcn2", 16, seed=9)
+    low, high = (tf.reshape(v, [16, -1]) for v in bounds.level_box(discretization, x, 0.01))
+    labels = tf.constant(np.arange(16) % 4, tf.int32)
+    record = {}
+    margins, found = crown.chain_margin_bounds(steps, low, high, labels, refine=True, record=record)
+    stable = [i for i in range(16)
+              if not any(np.any(crown._unstable(steps[k], *v).numpy()[i]) for k, v in found.items())]
+    assert len(stable) >= 4  # every unit stable: the relaxation is exact, so the bound is attained
+    corners = crown.minimizing_corners(steps, low, high, record, margins).numpy()
+    assert np.all(low.numpy() <= corners) and np.all(corners <= high.numpy())
+    logits, _ = _chain_forward(steps, corners)
+    worst = np.argmin(margins.numpy(), -1)
+    for i in stable:
+        others = np.delete(np.arange(4), labels.numpy()[i])
+        attained = logits[i, labels.numpy()[i]] - logits[i, others[worst[i]]]
+        assert attained == pytest.approx(margins.numpy()[i, worst[i]], abs=1e-6)

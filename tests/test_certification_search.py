@@ -117,19 +117,30 @@ def test_the_exact_answer_agrees_with_a_mixed_integer_program():
             assert np.argmax(model(counterexample[None], training=False)) != label
 
 
-@pytest.mark.parametrize("precision, method", [("full", "crown-refined"), ("bnn", "crown-refined"), ("full", "crown"),
-                                               ("full", "ibp")])
-def test_branch_and_bound_reaches_the_exact_verdict(precision, method):
+@pytest.mark.parametrize("precision, method, split", [
+    ("full", "crown-refined", "pixels"), ("bnn", "crown-refined", "pixels"), ("full", "crown", "pixels"),
+    ("full", "ibp", "pixels"), ("full", "crown-refined", "activations"), ("bnn", "crown-refined", "activations"),
+    ("xnor", "crown", "activations")])
+def test_branch_and_bound_reaches_the_exact_verdict(precision, method, split):
     model = random_model("fcn2", precision, seed=4)
     discretization = bounds.discretization_layer(model)
     for x, label, low, high in _small_boxes(model, 6, seed=4):
         robust, _ = search.enumerate_box(model, discretization, low, high, label)
+        # Boxes of at most 4 inputs are enumerated, so the verdicts above that come from splitting.
         status, counterexample = search.branch_and_bound(model, discretization, low, high, label, method=method,
-                                                         time_limit=60, batch=4)
+                                                         split=split, time_limit=60, batch=4, enumeration_limit=4)
         assert status == ("certified" if robust else "broken")
         if status == "broken":
             assert np.all(low - 1e-6 <= counterexample) and np.all(counterexample <= high + 1e-6)  # level images
             assert np.argmax(model(counterexample[None], training=False)) != label
+
+
+def test_branch_and_bound_names_a_bad_split():
+    model = random_model("fcn2", "full", seed=4)
+    discretization = bounds.discretization_layer(model)
+    x, label, low, high = _small_boxes(model, 1, seed=4)[0]
+    with pytest.raises(ValueError, match="split"):
+        search.branch_and_bound(model, discretization, low, high, label, split="neurons")
 
 
 def test_a_box_too_large_to_count_counts_as_infinite_without_a_warning():

@@ -75,7 +75,7 @@ def _decide_by_bounds(model, x, y, eps, methods):
     return status, method, low.numpy(), high.numpy()
 
 
-def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_limit, time_limit, bound):
+def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_limit, time_limit, bound, split):
     """Enumerate the small boxes of `todo` and branch and bound the rest, in place."""
     discretization = bounds.discretization_layer(model)
     for i in todo:
@@ -84,13 +84,13 @@ def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_li
             status[i], method[i] = ("certified" if robust else "broken"), "enumeration"
         elif time_limit > 0:
             found, _ = search.branch_and_bound(model, discretization, low[i], high[i], y[i], method=bound,
-                                               time_limit=time_limit)
+                                               split=split, time_limit=time_limit)
             if found != "unknown":
                 status[i], method[i] = found, "branch_and_bound"
 
 
 def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: str = "crown-refined",
-            enumeration_limit: int = 2**16, time_limit: float = 0.0) -> dict:
+            split: str = "pixels", enumeration_limit: int = 2**16, time_limit: float = 0.0) -> dict:
     """Certify every example of `data` at every ε (see the module docstring).
 
     # Arguments
@@ -100,6 +100,7 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
         bound: the tightest bound to try, each tried on what the cheaper ones leave: "ibp", "crown" (IBP, then the
             linear relaxation with interval intermediate bounds, which after a few layers certifies little), or
             "crown-refined" (then the relaxation with refined intermediate bounds). Branch and bound uses it too.
+        split: what branch and bound splits, "pixels" or "activations" (`search.branch_and_bound`).
         enumeration_limit: evaluate every input of boxes that hold at most this many.
         time_limit: seconds of branch and bound per example still undecided (0: none).
 
@@ -109,6 +110,7 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
     """
     eps = eps_lib.values(eps_values)
     checks.choice("bound", bound, search.BOUNDS)
+    checks.choice("split", split, search.SPLITS)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     outcomes = []
@@ -121,7 +123,7 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
         status, method = np.concatenate(status), np.concatenate(method)
         low, high = np.concatenate(low), np.concatenate(high)
         _decide_exactly(model, low, high, y, status, method, np.flatnonzero(status == "unknown"),
-                        enumeration_limit=enumeration_limit, time_limit=time_limit, bound=bound)
+                        enumeration_limit=enumeration_limit, time_limit=time_limit, bound=bound, split=split)
         outcomes.append(Outcome(status, method))
     return _summary(eps, outcomes, len(y), time.perf_counter() - start)
 
@@ -134,13 +136,13 @@ def _summary(eps, outcomes, examples, seconds):
 
 
 def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version: str = "standard+discrete",
-            bound: str = "crown-refined", enumeration_limit: int = 2**16, time_limit: float = 0.0,
-            **report_options) -> dict:
+            bound: str = "crown-refined", split: str = "pixels", enumeration_limit: int = 2**16,
+            time_limit: float = 0.0, **report_options) -> dict:
     """The robust accuracy bracketed at every ε: certify what the bounds can, attack only the rest, then branch and
     bound the attacks' survivors for `time_limit` seconds each.
 
     # Arguments
-        model, data, eps_values, bound, enumeration_limit, time_limit: as in `certify`.
+        model, data, eps_values, bound, split, enumeration_limit, time_limit: as in `certify`.
         version: the AutoAttack cascade that attacks the uncertified examples (`tfdisc.evaluation.registry`).
         report_options: further `tfdisc.evaluation.RobustnessReport` options (seed, square_queries, ...).
 
@@ -152,6 +154,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
 
     eps = eps_lib.values(eps_values)
     checks.choice("bound", bound, search.BOUNDS)
+    checks.choice("split", split, search.SPLITS)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     attack = RobustnessReport(model, ("autoattack",), version=version, **report_options)
@@ -163,7 +166,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
         small = [i for i in np.flatnonzero(status == "unknown")
                  if search.input_count(bounds.discretization_layer(model), low[i], high[i]) <= enumeration_limit]
         _decide_exactly(model, low, high, y, status, method, small, enumeration_limit=enumeration_limit,
-                        time_limit=0.0, bound=bound)
+                        time_limit=0.0, bound=bound, split=split)
         todo = np.flatnonzero(status == "unknown")
         attacked.append(int(todo.size))
         if todo.size:
@@ -171,7 +174,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
             broken = todo[~report["survivors"][0]]
             status[broken], method[broken] = "broken", "attack"
         _decide_exactly(model, low, high, y, status, method, np.flatnonzero(status == "unknown"),
-                        enumeration_limit=0, time_limit=time_limit, bound=bound)
+                        enumeration_limit=0, time_limit=time_limit, bound=bound, split=split)
         outcomes.append(Outcome(status, method))
     summary = _summary(eps, outcomes, len(y), time.perf_counter() - start)
     summary["attacked"] = [o.share("certified") + o.share("unknown") for o in outcomes]

@@ -61,8 +61,23 @@ def chain(model: tf.keras.Model) -> list[tuple]:
     return steps
 
 
-def _relaxation(step, low, high):
-    """(lower slope, lower offset, upper slope, upper offset) of the activation over [low, high], elementwise."""
+def _relaxation(step, low, high, fixed=None):
+    """(lower slope, lower offset, upper slope, upper offset) of the activation over [low, high], elementwise; where
+    `fixed` is nonzero a split has decided the unit (ReLU: +1 active, −1 inactive; sign: its output) and the
+    relaxation is exact."""
+    lines = _unsplit_relaxation(step, low, high)
+    if fixed is None:
+        return lines
+    decided = fixed != 0
+    if step[0] == "relu":
+        slope = tf.cast(fixed > 0, ibp.DTYPE)
+        exact = (slope, tf.zeros_like(low), slope, tf.zeros_like(low))
+    else:
+        exact = (tf.zeros_like(low), fixed, tf.zeros_like(low), fixed)
+    return tuple(tf.where(decided, e, line) for e, line in zip(exact, lines))
+
+
+def _unsplit_relaxation(step, low, high):
     if step[0] == "relu":
         active, inactive = low >= 0, high <= 0
         width = tf.where(active | inactive, tf.ones_like(low), high - low)
@@ -85,6 +100,14 @@ def _relaxation(step, low, high):
     return lower_slope, lower_offset, upper_slope, upper_offset
 
 
+def _split_slack(step, low, high):
+    """How far below 0 side·v may be where a split unit takes its side: 0 for ReLU; for sign, the values float32 may
+    round either way (within `SIGN_SLACK` of 0)."""
+    if step[0] == "relu":
+        return tf.zeros_like(low)
+    return ibp.SIGN_SLACK * (1.0 + tf.maximum(tf.abs(low), tf.abs(high)))
+
+
 def _forward(w, v):
     """v·w for a shared kernel (in, out) or one kernel per example (batch, in, out)."""
     return v @ w if w.shape.rank == 2 else tf.einsum("bi,bio->bo", v, w)
@@ -96,23 +119,36 @@ def _pull_back(coefficient, w):
     return tf.einsum(equation, coefficient, w)
 
 
-def _backward(objective, constant, steps, pre_bounds, box):
+def _backward(objective, constant, steps, pre_bounds, box, fixed=None, record=None, multipliers=None):
     """Lower bound of objective·z + constant where z is the output of `steps` (ending in an affine step), over the
-    input box; `pre_bounds[i]` are the bounds of the input of activation step i."""
+    input box; `pre_bounds[i]` are the bounds of the input of activation step i, `fixed[i]` its split units. With a
+    `record` dict, the coefficients of every step's output are stored in it by step index. `multipliers[i]`
+    (batch, rows, units), ≥ 0, weighs the split constraints side·v + slack ≥ 0 on activation i's input v into the
+    bound (β-CROWN, Wang et al. 2021): any such weights give a bound that holds where the split units take their
+    sides, and the best weights tighten it, down to proving a part empty."""
     coefficient = objective  # (batch, m, n)
+    fixed = fixed or {}
     for index in range(len(steps) - 1, -1, -1):
         step = steps[index]
+        if record is not None:
+            record[index] = coefficient
         if step[0] == "affine":
             _, w, b = step
             constant = constant + tf.einsum("bmn,bn->bm" if b.shape.rank == 2 else "bmn,n->bm", coefficient, b)
             coefficient = _pull_back(coefficient, w)
         else:
             low, high = pre_bounds[index]
-            lower_slope, lower_offset, upper_slope, upper_offset = _relaxation(step, low, high)
+            lower_slope, lower_offset, upper_slope, upper_offset = _relaxation(step, low, high, fixed.get(index))
             positive, negative = tf.nn.relu(coefficient), -tf.nn.relu(-coefficient)
             constant = constant + tf.einsum("bmn,bn->bm", positive, lower_offset) + \
                 tf.einsum("bmn,bn->bm", negative, upper_offset)
             coefficient = positive * lower_slope[:, None, :] + negative * upper_slope[:, None, :]
+            if multipliers and index in multipliers:
+                sides, slack = fixed[index], _split_slack(step, low, high)
+                coefficient = coefficient - multipliers[index] * sides[:, None, :]
+                constant = constant - tf.einsum("bmn,bn->bm", multipliers[index], tf.abs(sides) * slack)
+    if record is not None:
+        record[-1] = coefficient  # of the input
     box_low, box_high = box
     return constant + tf.einsum("bmn,bn->bm", tf.nn.relu(coefficient), box_low) - \
         tf.einsum("bmn,bn->bm", tf.nn.relu(-coefficient), box_high)
@@ -135,20 +171,23 @@ def free_pixel_chain(steps: list[tuple], low: tf.Tensor, high: tf.Tensor) -> tup
             (tf.zeros_like(kept), tf.gather(width, pixels, batch_dims=1) * kept))
 
 
-def _unstable(activation, low, high):
-    """Where the activation's relaxation depends on the bounds: a ReLU across 0, a sign not fixed by them."""
+def _unstable(activation, low, high, fixed=None):
+    """Where the activation's relaxation depends on the bounds: a ReLU across 0, a sign not fixed by them, and no
+    split has decided the unit."""
     if activation[0] == "relu":
-        return (low < 0) & (high > 0)
-    fixed_low, fixed_high = ibp._sign_bounds(activation[1], low, high)
-    return fixed_low < fixed_high
+        unstable = (low < 0) & (high > 0)
+    else:
+        fixed_low, fixed_high = ibp._sign_bounds(activation[1], low, high)
+        unstable = fixed_low < fixed_high
+    return unstable if fixed is None else unstable & (fixed == 0)
 
 
-def _refined(steps, index, found, box, low, high):
+def _refined(steps, index, found, box, low, high, fixed):
     """[low, high] of affine step `index`'s outputs, each unstable one (for the activation after it) tightened by a
     backward pass of its own. A stable unit's relaxation is exact whatever its bounds, so only the unstable units
     pay: per example, the rows of its unstable units (padded to the most any example has), lower and upper bounds
     in one pass."""
-    unstable = _unstable(steps[index + 1], low, high)
+    unstable = _unstable(steps[index + 1], low, high, fixed.get(index + 1))
     most = int(tf.reduce_max(tf.reduce_sum(tf.cast(unstable, tf.int32), -1)))
     if most == 0:
         return low, high
@@ -157,7 +196,8 @@ def _refined(steps, index, found, box, low, high):
     # A unit's row of the affine step, pulled back through it, is the unit's column of its kernel: a gather.
     _, w, b = steps[index]
     rows, offsets = tf.gather(tf.transpose(w), units), tf.gather(b, units)  # (batch, most, inputs), (batch, most)
-    both = _backward(tf.concat([rows, -rows], 1), tf.concat([offsets, -offsets], 1), steps[:index], found, box)
+    both = _backward(tf.concat([rows, -rows], 1), tf.concat([offsets, -offsets], 1), steps[:index], found, box,
+                     fixed)
     where = tf.stack([tf.broadcast_to(tf.range(tf.shape(units)[0])[:, None], tf.shape(units)), units], -1)
     old_low, old_high = tf.gather(low, units, batch_dims=1), tf.gather(high, units, batch_dims=1)
     new_low = tf.where(valid, tf.maximum(old_low, both[:, :most]), old_low)
@@ -165,7 +205,20 @@ def _refined(steps, index, found, box, low, high):
     return tf.tensor_scatter_nd_update(low, where, new_low), tf.tensor_scatter_nd_update(high, where, new_high)
 
 
-def _pre_activation_bounds(steps, box, refine, inherited):
+def _activated(step, low, high, fixed):
+    """Interval bounds of an activation's output, split units decided by `fixed`."""
+    if step[0] == "relu":
+        low, high = tf.nn.relu(low), tf.nn.relu(high)
+        if fixed is not None:
+            low, high = tf.where(fixed < 0, 0.0, low), tf.where(fixed < 0, 0.0, high)
+        return low, high
+    low, high = ibp._sign_bounds(step[1], low, high)
+    if fixed is not None:
+        low, high = tf.where(fixed != 0, fixed, low), tf.where(fixed != 0, fixed, high)
+    return low, high
+
+
+def _pre_activation_bounds(steps, box, refine, inherited, fixed):
     """The bounds of every activation's input: interval propagation, or backward passes with `refine`; each
     intersected with the `inherited` bounds of that activation first, where given."""
     found = {}
@@ -179,29 +232,86 @@ def _pre_activation_bounds(steps, box, refine, inherited):
             if inherited and index + 1 in inherited:
                 low, high = tf.maximum(low, inherited[index + 1][0]), tf.minimum(high, inherited[index + 1][1])
             if refine and 0 < index < len(steps) - 1:  # the last affine step's output feeds no activation
-                low, high = _refined(steps, index, found, box, low, high)
+                low, high = _refined(steps, index, found, box, low, high, fixed)
         else:
             found[index] = (low, high)
-            if step[0] == "relu":
-                low, high = tf.nn.relu(low), tf.nn.relu(high)
-            else:
-                low, high = ibp._sign_bounds(step[1], low, high)
+            low, high = _activated(step, low, high, fixed.get(index))
     return found
 
 
 def chain_margin_bounds(steps: list[tuple], low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor, *,
-                        refine: bool = False, inherited: dict | None = None) -> tuple[tf.Tensor, dict]:
+                        refine: bool = False, inherited: dict | None = None, fixed: dict | None = None,
+                        record: dict | None = None, iterations: int = 0) -> tuple[tf.Tensor, dict]:
     """Lower bounds of logit[y] − logit[j] (every other class j) over the flat level box of a `chain`:
     (batch, classes − 1), and the pre-activation bounds found on the way ({activation step: (low, high)}), which
-    hold on every box inside this one (pass them as `inherited` when bounding its parts)."""
+    hold on every box inside this one (pass them as `inherited` when bounding its parts).
+
+    `fixed` ({activation step: (batch, units) of −1, 0, +1}) decides split units: the bounds then hold on the
+    inputs where those units take the given side, and `iterations` steps of gradient ascent on the split
+    constraints' multipliers tighten them (β-CROWN). With a `record` dict, the margins' last backward pass stores
+    the coefficients of every step's output in it (`split_scores` and `minimizing_corners` read them; -1 is the input)."""
     if len(steps) > 1:
         steps, (low, high) = free_pixel_chain(steps, low, high)
-    pre_bounds = _pre_activation_bounds(steps, (low, high), refine, inherited)
+    fixed = fixed or {}
+    pre_bounds = _pre_activation_bounds(steps, (low, high), refine, inherited, fixed)
     _, w, b = steps[-1]
     rows, other = ibp.margin_matrix(w, labels, int(w.shape[-1]))
     offsets = tf.gather(b, labels)[:, None] - tf.gather(b, other)
     # The last affine step is folded into the objective.
-    return _backward(rows, offsets, steps[:-1], pre_bounds, (low, high)), pre_bounds
+    margins = _backward(rows, offsets, steps[:-1], pre_bounds, (low, high), fixed, record)
+    if fixed and iterations:
+        margins = _optimized_splits(rows, offsets, steps[:-1], pre_bounds, (low, high), fixed, record, margins,
+                                    iterations)
+    return margins, pre_bounds
+
+
+def _optimized_splits(rows, offsets, steps, pre_bounds, box, fixed, record, margins, iterations):
+    """The margins' bounds with the split constraints' multipliers optimized by projected gradient ascent (Adam);
+    every iterate's bound holds, so each margin keeps its best."""
+    multipliers = {k: tf.Variable(tf.zeros(tf.concat([tf.shape(rows)[:2], tf.shape(v)[1:]], 0), ibp.DTYPE))
+                   for k, v in fixed.items()}
+    optimizer = tf.keras.optimizers.Adam(0.5)
+    best = margins
+    for _ in range(iterations):
+        with tf.GradientTape() as tape:
+            found = _backward(rows, offsets, steps, pre_bounds, box, fixed, record, multipliers)
+            loss = -tf.reduce_sum(found)
+        best = tf.maximum(best, found)
+        gradients = tape.gradient(loss, list(multipliers.values()))
+        optimizer.apply_gradients(zip(gradients, multipliers.values()))
+        for value in multipliers.values():
+            value.assign(tf.nn.relu(value))
+    return tf.maximum(best, _backward(rows, offsets, steps, pre_bounds, box, fixed, record, multipliers))
+
+
+def split_scores(steps: list[tuple], pre_bounds: dict, fixed: dict | None, record: dict,
+                 margins: tf.Tensor) -> dict:
+    """Per activation step, (batch, units): how much the worst margin's bound loses to each unit's relaxation (its
+    coefficient times the relaxation's widest gap), 0 where the unit is stable or split; the unit with the highest
+    score is the one to split (the BaBSR heuristic of Bunel et al. 2020)."""
+    fixed = fixed or {}
+    worst = tf.argmin(margins, axis=-1)
+    scores = {}
+    for index, (low, high) in pre_bounds.items():
+        lower_slope, lower_offset, upper_slope, upper_offset = _relaxation(steps[index], low, high, fixed.get(index))
+        gap = tf.maximum((upper_slope - lower_slope) * low + upper_offset - lower_offset,
+                         (upper_slope - lower_slope) * high + upper_offset - lower_offset)
+        coefficient = tf.gather(record[index], worst, batch_dims=1)
+        open_units = _unstable(steps[index], low, high, fixed.get(index))
+        scores[index] = tf.where(open_units, tf.abs(coefficient) * gap, 0.0)
+    return scores
+
+
+def minimizing_corners(steps: list[tuple], low: tf.Tensor, high: tf.Tensor, record: dict,
+                       margins: tf.Tensor) -> tf.Tensor:
+    """Per example, the corner of its flat box where the worst margin's linear lower bound is lowest: the input the
+    relaxation deems most dangerous, worth evaluating exactly."""
+    worst = tf.argmin(margins, axis=-1)
+    if steps[0][0] == "affine":  # the record's input is the free-pixel box: pull back through the original kernel
+        on_pixels = tf.gather(record[0], worst, batch_dims=1) @ tf.transpose(steps[0][1])
+    else:
+        on_pixels = tf.gather(record[-1], worst, batch_dims=1)
+    return tf.where(on_pixels > 0, low, high)
 
 
 def margin_lower_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor,

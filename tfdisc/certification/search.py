@@ -11,7 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfdisc import ops
+from tfdisc import checks, ops
 from tfdisc.certification import bounds as ibp
 from tfdisc.certification import crown
 from tfdisc.layers import InputDiscretization
@@ -97,69 +97,135 @@ def _worst_margin_gradients(model, levels, label):
     return tape.gradient(margin, x).numpy()
 
 
-def _part_bounds(model, steps, method, lows, highs, label, inherited):
-    """The margin lower bounds of the parts (lows, highs) and, for the linear relaxations (`steps` the model's
-    chain), their pre-activation bounds (None for interval bounds)."""
-    labels = tf.fill([len(lows)], label)
-    if steps is None:
-        return ibp.margin_lower_bounds(model, tf.constant(lows), tf.constant(highs), labels).numpy(), None
-    flat = lows.reshape(len(lows), -1), highs.reshape(len(highs), -1)
-    parents = None
-    if inherited[0] is not None:
-        parents = {k: tuple(tf.constant(np.stack([p[k][j] for p in inherited])) for j in (0, 1)) for k in inherited[0]}
-    margins, found = crown.chain_margin_bounds(steps, *(tf.constant(v) for v in flat), labels,
-                                               refine=method == "crown-refined", inherited=parents)
-    found = {k: (v[0].numpy(), v[1].numpy()) for k, v in found.items()}
-    return margins.numpy(), [{k: (v[0][i], v[1][i]) for k, v in found.items()} for i in range(len(lows))]
+SPLITS = ("pixels", "activations")
 
 
 def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization, low: np.ndarray,
-                     high: np.ndarray, label: int, *, method: str = "crown-refined", time_limit: float = 10.0,
-                     batch: int = 64, max_domains: int = 20000) -> tuple[str, np.ndarray | None]:
-    """Split the free pixels' level ranges until every part is certified or one input is misclassified.
+                     high: np.ndarray, label: int, *, method: str = "crown-refined", split: str = "pixels",
+                     time_limit: float = 10.0, batch: int = 64, max_domains: int = 20000,
+                     enumeration_limit: int = 2**12, iterations: int = 20) -> tuple[str, np.ndarray | None]:
+    """Split the box into parts until every part is certified or one input is misclassified.
+
+    `split="pixels"` splits the free pixel whose range times the margin's gradient is largest, at its middle level.
+    `split="activations"` also gives a part a side for some of the ReLU or sign units the bounds leave undecided
+    (ReLU active or inactive, sign +1 or −1): the part holds the inputs of its box where those units take their
+    sides, and its bound relaxes the other units only. It splits the unit whose relaxation costs the worst margin
+    most (`crown.split_scores`, for the linear relaxations) and, once none is left, a pixel; a part's split units
+    weigh their constraints into its bound with multipliers that `iterations` steps of gradient ascent optimize, as
+    in β-CROWN, which proves parts whose sides no input takes empty. On MNIST's FCN2 models pixel splitting decides
+    more images in the same time (docs/performance.md), hence the default. An open part whose box holds at most
+    `enumeration_limit` inputs is decided by evaluating them all, so both are exact given the time.
+
+    Parts are bounded `batch` at a time by `method` ("ibp", "crown" or "crown-refined"; the linear relaxations start
+    from the pre-activation bounds of the part they split from). At every split, each open part's most dangerous
+    inputs (the corner the margin's gradient points to and, for the linear relaxations, the corner that minimizes
+    the bound) are evaluated exactly, so counterexamples surface early.
 
     Returns ("certified", None), ("broken", level image) or ("unknown", None) when `time_limit` seconds or
-    `max_domains` parts run out (checked between batches, so the last batch may end past the limit). Parts are
-    bounded `batch` at a time by `method` ("ibp", "crown" or "crown-refined"; the linear relaxations start from
-    the pre-activation bounds of the part they split from); the free pixel that splits is the one whose range
-    times the margin's gradient is largest; the corner that the gradient says lowers the margin most is evaluated
-    exactly at every split, so counterexamples surface early.
+    `max_domains` parts run out (checked between batches, so the last batch may end past the limit).
     """
+    checks.choice("split", split, SPLITS)
     start, step = time.perf_counter(), ibp.level_step(discretization)
     steps = _chain_or_none(model, method)
     scale = float(np.max(np.abs(model(tf.constant(low[None], tf.float32), training=False))))
-    queue = [(0.0, 0, np.asarray(low, np.float64), np.asarray(high, np.float64), None)]
+    # A part: (priority, tie-break, low, high, {activation step: {unit: side}}, parent's pre-activation bounds).
+    queue = [(0.0, 0, np.asarray(low, np.float64), np.asarray(high, np.float64), {}, None)]
     counter, domains = itertools.count(1), 0
     while queue:
         if time.perf_counter() - start > time_limit or domains > max_domains:
             return "unknown", None
         parts = [heapq.heappop(queue) for _ in range(min(batch, len(queue)))]
         lows, highs = np.stack([p[2] for p in parts]), np.stack([p[3] for p in parts])
-        margins, found = _part_bounds(model, steps, method, lows, highs, label, [p[4] for p in parts])
-        margins = margins.min(axis=-1)
+        bound = _part_bounds(model, steps, method, lows, highs, label, parts, iterations)
         domains += len(parts)
-        open_parts = np.flatnonzero(margins <= ibp.MARGIN_SLACK * (1.0 + scale))
+        worst = bound["margins"].min(axis=-1)
+        open_parts = np.flatnonzero(worst <= ibp.MARGIN_SLACK * (1.0 + scale))
         if not open_parts.size:
             continue
         lows, highs = lows[open_parts], highs[open_parts]
         centers = ops.discretize(tf.constant((lows + highs) / 2, tf.float32), discretization.bits,
                                  discretization.mode).numpy()
         gradients = _worst_margin_gradients(model, centers, label)
-        corners = np.where(gradients > 0, lows, highs)
-        wrong = np.flatnonzero(_predictions(model, corners) != label)
-        if wrong.size:
-            return "broken", corners[wrong[0]]
-        for part, lo, hi, gradient in zip(open_parts, lows, highs, gradients):
-            width = hi - lo
-            if not np.any(width > step / 2):  # a single input, and it is classified correctly
+        candidates = [np.where(gradients > 0, lows, highs)]
+        if "corners" in bound:
+            candidates.append(bound["corners"][open_parts])
+        for corners in candidates:
+            wrong = np.flatnonzero(_predictions(model, corners) != label)
+            if wrong.size:
+                return "broken", corners[wrong[0]]
+        for position, part in enumerate(open_parts):
+            _, _, lo, hi, decided, _ = parts[part]
+            if input_count(discretization, lo, hi) <= enumeration_limit:
+                robust, counterexample = enumerate_box(model, discretization, lo, hi, label)
+                if not robust:
+                    return "broken", counterexample
                 continue
-            score = np.where(width > step / 2, np.abs(gradient) * width + 1e-12 * width, -1.0)
-            pixel = np.unravel_index(np.argmax(score), lo.shape)
-            levels = int(round(width[pixel] / step)) + 1
-            middle = lo[pixel] + step * (levels // 2 - 1)
-            left_high, right_low = hi.copy(), lo.copy()
-            left_high[pixel], right_low[pixel] = middle, middle + step
-            inherited = found[part] if found is not None else None
-            for part_low, part_high in ((lo, left_high), (right_low, hi)):
-                heapq.heappush(queue, (float(margins[part]), next(counter), part_low, part_high, inherited))
+            inherited = bound["found"][part] if bound["found"] is not None else None
+            unit = _unit_to_split(bound, part) if split == "activations" else None
+            if unit is not None:
+                index, unit = unit
+                children = [(lo, hi, {**decided, index: {**decided.get(index, {}), unit: side}}) for side in (1.0, -1.0)]
+            else:
+                width = hi - lo
+                if not np.any(width > step / 2):  # a single input, and it is classified correctly
+                    continue
+                score = np.where(width > step / 2, np.abs(gradients[position]) * width + 1e-12 * width, -1.0)
+                pixel = np.unravel_index(np.argmax(score), lo.shape)
+                levels = int(round(width[pixel] / step)) + 1
+                middle = lo[pixel] + step * (levels // 2 - 1)
+                left_high, right_low = hi.copy(), lo.copy()
+                left_high[pixel], right_low[pixel] = middle, middle + step
+                children = [(lo, left_high, decided), (right_low, hi, decided)]
+            for part_low, part_high, part_decided in children:
+                heapq.heappush(queue, (float(worst[part]), next(counter), part_low, part_high, part_decided, inherited))
     return "certified", None
+
+
+def _part_bounds(model, steps, method, lows, highs, label, parts, iterations):
+    """The parts' margin lower bounds ("margins") and, for the linear relaxations (`steps` the model's chain), their
+    pre-activation bounds ("found", a dict per part; None for interval bounds), split scores ("scores": per part the
+    flat scores over "units", the (step, unit) of each position) and the corners that minimize their bounds."""
+    labels = tf.fill([len(lows)], label)
+    if steps is None:
+        return {"margins": ibp.margin_lower_bounds(model, tf.constant(lows), tf.constant(highs), labels).numpy(),
+                "found": None}
+    flat = tf.constant(lows.reshape(len(lows), -1)), tf.constant(highs.reshape(len(highs), -1))
+    fixed, inherited = _split_tensors(steps, parts, int(flat[0].shape[-1]))
+    record = {}
+    margins, found = crown.chain_margin_bounds(steps, *flat, labels, refine=method == "crown-refined",
+                                               inherited=inherited, fixed=fixed, record=record, iterations=iterations)
+    scores = crown.split_scores(steps, found, fixed, record, margins)
+    corners = crown.minimizing_corners(steps, *flat, record, margins).numpy().reshape(lows.shape)
+    indices = sorted(scores)
+    found = {k: (v[0].numpy(), v[1].numpy()) for k, v in found.items()}
+    return {"margins": margins.numpy(), "corners": corners,
+            "found": [{k: (v[0][i], v[1][i]) for k, v in found.items()} for i in range(len(lows))],
+            "scores": np.concatenate([scores[k].numpy() for k in indices], axis=-1),
+            "units": [(k, unit) for k in indices for unit in range(int(scores[k].shape[-1]))]}
+
+
+def _unit_to_split(bound, part):
+    """(activation step, unit) with the highest split score in `part`, or None when every unit is stable or split."""
+    if "scores" not in bound:
+        return None
+    best = int(np.argmax(bound["scores"][part]))
+    return bound["units"][best] if bound["scores"][part, best] > 0 else None
+
+
+def _split_tensors(steps, parts, pixels):
+    """The parts' split units as `crown.chain_margin_bounds`'s `fixed` ({step: (parts, units) of −1, 0, +1}) and
+    their parents' pre-activation bounds as its `inherited` (None for a root part)."""
+    fixed = {}
+    for index, step in enumerate(steps):
+        if step[0] == "affine" or not any(index in p[4] for p in parts):
+            continue
+        sides = np.zeros((len(parts), int(steps[index - 1][1].shape[-1]) if index else pixels))
+        for row, part in enumerate(parts):
+            for unit, side in part[4].get(index, {}).items():
+                sides[row, unit] = side
+        fixed[index] = tf.constant(sides)
+    parents = [p[5] for p in parts]
+    inherited = None
+    if all(p is not None for p in parents):
+        inherited = {k: tuple(tf.constant(np.stack([p[k][j] for p in parents])) for j in (0, 1)) for k in parents[0]}
+    return fixed, inherited
