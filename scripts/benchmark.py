@@ -64,9 +64,9 @@ flags.DEFINE_list("autoattack_eps", ["0.1", "0.2"], "autoattack, report_xla and 
 flags.DEFINE_integer("certify_examples", 10000, "certify part: the bounds alone on the first N MNIST test images.",
                      lower_bound=1)
 flags.DEFINE_list("certify_bounds", ["ibp", "crown"], "certify part: the bounds timed alone (ibp, crown, "
-                  "crown-refined).")
-flags.DEFINE_enum("bracket_bound", "crown-refined", ["ibp", "crown", "crown-refined"], "certify part: the "
-                  "bracket's tightest bound.")
+                  "crown-refined, alpha-crown).")
+flags.DEFINE_enum("bracket_bound", "crown-refined", ["ibp", "crown", "crown-refined", "alpha-crown"],
+                  "certify part: the bracket's tightest bound.")
 flags.DEFINE_integer("splits_examples", 100, "splits part: the first N MNIST test images.", lower_bound=1)
 flags.DEFINE_float("splits_eps", 0.05, "splits part: the ε to certify at.", lower_bound=0.0)
 flags.DEFINE_float("splits_time_limit", 5.0, "splits part: seconds of branch and bound per example.", lower_bound=0.0)

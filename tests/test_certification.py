@@ -18,7 +18,7 @@ def test_no_certified_example_is_broken_by_any_attack_or_by_enumeration(precisio
     y = np.argmax(model(tf.constant(x), training=False), -1)  # every example starts correct: robustness decides
     discretization = bounds.discretization_layer(model)
     for eps in (0.01, 0.03):
-        found = cert.certify(model, (x, y), [eps], bound="crown-refined", enumeration_limit=2**10)
+        found = cert.certify(model, (x, y), [eps], bound="alpha-crown", enumeration_limit=2**10)
         outcome = found["outcomes"][0]
         certified = np.flatnonzero(outcome.status == "certified")
         assert found["certified"][0] + found["broken"][0] + found["unknown"][0] == pytest.approx(1.0)

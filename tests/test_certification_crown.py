@@ -5,12 +5,12 @@ import pytest
 import tensorflow as tf
 
 from certification_models import random_images, random_model
-from tfdisc.certification import bounds, crown
+from tfdisc.certification import bounds, crown, search
 
 
 @pytest.mark.parametrize("precision", ["full", "bnn", "xnor"])
-@pytest.mark.parametrize("refine", [False, True])
-def test_margin_bounds_contain_every_sampled_point(precision, refine):
+@pytest.mark.parametrize("method", ["crown", "crown-refined", "alpha-crown"])
+def test_margin_bounds_contain_every_sampled_point(precision, method):
     model = random_model("fcn2", precision, seed=1)
     discretization = bounds.discretization_layer(model)
     x, labels = random_images("fcn2", 8, seed=1), np.arange(8) % 4
@@ -18,7 +18,7 @@ def test_margin_bounds_contain_every_sampled_point(precision, refine):
     rng = np.random.default_rng(1)
     for eps in (0.05, 0.15, 0.4):
         low, high = bounds.level_box(discretization, x, eps)
-        found = crown.margin_lower_bounds(model, low, high, tf.constant(labels, tf.int32), refine=refine).numpy()
+        found = search.margin_bounds(model, low, high, tf.constant(labels, tf.int32), method).numpy()
         lo, hi = low.numpy(), high.numpy()
         levels = np.rint((hi - lo) / step).astype(int) + 1
         for _ in range(60):
@@ -35,6 +35,17 @@ def test_refined_bounds_are_at_least_as_tight_on_relu_nets():
     plain = crown.margin_lower_bounds(model, low, high, labels).numpy()
     refined = crown.margin_lower_bounds(model, low, high, labels, refine=True).numpy()
     assert np.all(refined >= plain - 1e-9)
+
+
+@pytest.mark.parametrize("precision", ["full", "bnn"])
+def test_optimized_slopes_never_loosen_the_refined_bounds_and_tighten_some(precision):
+    model = random_model("fcn2", precision, seed=3)
+    discretization = bounds.discretization_layer(model)
+    low, high = bounds.level_box(discretization, random_images("fcn2", 16, seed=3), 0.15)
+    labels = tf.constant(np.arange(16) % 4, tf.int32)
+    refined = search.margin_bounds(model, low, high, labels, "crown-refined").numpy()
+    optimized = search.margin_bounds(model, low, high, labels, "alpha-crown").numpy()
+    assert np.all(optimized >= refined - 1e-9) and np.any(optimized > refined + 1e-6)
 
 
 def test_convolutions_are_left_to_interval_bounds():

@@ -120,6 +120,7 @@ def test_the_exact_answer_agrees_with_a_mixed_integer_program():
 @pytest.mark.parametrize("precision, method, split", [
     ("full", "crown-refined", "pixels"), ("bnn", "crown-refined", "pixels"), ("full", "crown", "pixels"),
     ("full", "ibp", "pixels"), ("full", "crown-refined", "activations"), ("bnn", "crown-refined", "activations"),
+    ("full", "alpha-crown", "activations"), ("bnn", "alpha-crown", "pixels"),
     ("xnor", "crown", "activations")])
 def test_branch_and_bound_reaches_the_exact_verdict(precision, method, split):
     model = random_model("fcn2", precision, seed=4)

@@ -99,7 +99,8 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
         eps_values: the ε to certify at.
         bound: the tightest bound to try, each tried on what the cheaper ones leave: "ibp", "crown" (IBP, then the
             linear relaxation with interval intermediate bounds, which after a few layers certifies little), or
-            "crown-refined" (then the relaxation with refined intermediate bounds). Branch and bound uses it too.
+            "crown-refined" (then the relaxation with refined intermediate bounds) or "alpha-crown" (then the final
+            pass's slopes optimized, as α-CROWN does). Branch and bound uses it too.
         split: what branch and bound splits, "pixels" or "activations" (`search.branch_and_bound`).
         enumeration_limit: evaluate every input of boxes that hold at most this many.
         time_limit: seconds of branch and bound per example still undecided (0: none).

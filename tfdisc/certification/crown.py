@@ -100,6 +100,34 @@ def _unsplit_relaxation(step, low, high):
     return lower_slope, lower_offset, upper_slope, upper_offset
 
 
+def _sloped_relaxation(step, low, high, fixed, alpha):
+    """`_relaxation` with the slopes left free by soundness set by `alpha` (batch, rows, units) in [0, 1], one per
+    margin row (α-CROWN, Xu et al. 2021): an unstable ReLU's lower line is α·v; an undecided sign's lines are those
+    of `_unsplit_relaxation` with α times their steepest slope, still through (δ, −1) below and (−δ, +1) above.
+    Returns the four lines as (batch, rows, units)."""
+    lines = [v[:, None, :] for v in _relaxation(step, low, high, fixed)]
+    free = _unstable(step, low, high, fixed)[:, None, :]
+    if step[0] == "relu":
+        lines[0] = tf.where(free, alpha, lines[0])
+        return tuple(lines)
+    delta = (ibp.SIGN_SLACK * (1.0 + tf.maximum(tf.abs(low), tf.abs(high))))[:, None, :]
+    low, high = low[:, None, :], high[:, None, :]
+    below, above = free & (high > delta), free & (low < -delta)
+    lower_slope = alpha * 2.0 / tf.maximum(high - delta, 1e-300)
+    upper_slope = alpha * 2.0 / tf.maximum(-delta - low, 1e-300)
+    return (tf.where(below, lower_slope, lines[0]), tf.where(below, -1.0 - lower_slope * delta, lines[1]),
+            tf.where(above, upper_slope, lines[2]), tf.where(above, 1.0 + upper_slope * delta, lines[3]))
+
+
+def _initial_slopes(step, low, high, fixed):
+    """The starting α per unit: a ReLU's CROWN lower slope; for a sign, 1 where CROWN uses a line (both of its
+    lines then start steepest) and 0 elsewhere (its constants). The optimization keeps CROWN's bound if better."""
+    lower_slope, _, upper_slope, _ = _relaxation(step, low, high, fixed)
+    if step[0] == "relu":
+        return lower_slope
+    return tf.cast((lower_slope > 0) | (upper_slope > 0), ibp.DTYPE)
+
+
 def _split_slack(step, low, high):
     """How far below 0 side·v may be where a split unit takes its side: 0 for ReLU; for sign, the values float32 may
     round either way (within `SIGN_SLACK` of 0)."""
@@ -119,13 +147,14 @@ def _pull_back(coefficient, w):
     return tf.einsum(equation, coefficient, w)
 
 
-def _backward(objective, constant, steps, pre_bounds, box, fixed=None, record=None, multipliers=None):
+def _backward(objective, constant, steps, pre_bounds, box, fixed=None, record=None, multipliers=None, slopes=None):
     """Lower bound of objective·z + constant where z is the output of `steps` (ending in an affine step), over the
     input box; `pre_bounds[i]` are the bounds of the input of activation step i, `fixed[i]` its split units. With a
     `record` dict, the coefficients of every step's output are stored in it by step index. `multipliers[i]`
     (batch, rows, units), ≥ 0, weighs the split constraints side·v + slack ≥ 0 on activation i's input v into the
     bound (β-CROWN, Wang et al. 2021): any such weights give a bound that holds where the split units take their
-    sides, and the best weights tighten it, down to proving a part empty."""
+    sides, and the best weights tighten it, down to proving a part empty. `slopes[i]` (batch, rows, units) sets
+    activation i's free slopes (`_sloped_relaxation`)."""
     coefficient = objective  # (batch, m, n)
     fixed = fixed or {}
     for index in range(len(steps) - 1, -1, -1):
@@ -138,11 +167,17 @@ def _backward(objective, constant, steps, pre_bounds, box, fixed=None, record=No
             coefficient = _pull_back(coefficient, w)
         else:
             low, high = pre_bounds[index]
-            lower_slope, lower_offset, upper_slope, upper_offset = _relaxation(step, low, high, fixed.get(index))
             positive, negative = tf.nn.relu(coefficient), -tf.nn.relu(-coefficient)
-            constant = constant + tf.einsum("bmn,bn->bm", positive, lower_offset) + \
-                tf.einsum("bmn,bn->bm", negative, upper_offset)
-            coefficient = positive * lower_slope[:, None, :] + negative * upper_slope[:, None, :]
+            if slopes and index in slopes:
+                lower_slope, lower_offset, upper_slope, upper_offset = _sloped_relaxation(
+                    step, low, high, fixed.get(index), slopes[index])
+                constant = constant + tf.reduce_sum(positive * lower_offset + negative * upper_offset, -1)
+            else:
+                lower_slope, lower_offset, upper_slope, upper_offset = (
+                    v[:, None, :] for v in _relaxation(step, low, high, fixed.get(index)))
+                constant = constant + tf.einsum("bmn,bn->bm", positive, lower_offset[:, 0]) + \
+                    tf.einsum("bmn,bn->bm", negative, upper_offset[:, 0])
+            coefficient = positive * lower_slope + negative * upper_slope
             if multipliers and index in multipliers:
                 sides, slack = fixed[index], _split_slack(step, low, high)
                 coefficient = coefficient - multipliers[index] * sides[:, None, :]
@@ -241,15 +276,18 @@ def _pre_activation_bounds(steps, box, refine, inherited, fixed):
 
 def chain_margin_bounds(steps: list[tuple], low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor, *,
                         refine: bool = False, inherited: dict | None = None, fixed: dict | None = None,
-                        record: dict | None = None, iterations: int = 0) -> tuple[tf.Tensor, dict]:
+                        record: dict | None = None, iterations: int = 0,
+                        optimize_slopes: bool = False) -> tuple[tf.Tensor, dict]:
     """Lower bounds of logit[y] − logit[j] (every other class j) over the flat level box of a `chain`:
     (batch, classes − 1), and the pre-activation bounds found on the way ({activation step: (low, high)}), which
     hold on every box inside this one (pass them as `inherited` when bounding its parts).
 
     `fixed` ({activation step: (batch, units) of −1, 0, +1}) decides split units: the bounds then hold on the
     inputs where those units take the given side, and `iterations` steps of gradient ascent on the split
-    constraints' multipliers tighten them (β-CROWN). With a `record` dict, the margins' last backward pass stores
-    the coefficients of every step's output in it (`split_scores` and `minimizing_corners` read them; -1 is the input)."""
+    constraints' multipliers tighten them (β-CROWN), and with `optimize_slopes` the final pass's relaxation
+    slopes too (α-CROWN; the intermediate bounds keep CROWN's slopes). With a `record` dict, the margins' last
+    backward pass stores the coefficients of every step's output in it (`split_scores` and `minimizing_corners` read
+    them; -1 is the input)."""
     if len(steps) > 1:
         steps, (low, high) = free_pixel_chain(steps, low, high)
     fixed = fixed or {}
@@ -259,29 +297,39 @@ def chain_margin_bounds(steps: list[tuple], low: tf.Tensor, high: tf.Tensor, lab
     offsets = tf.gather(b, labels)[:, None] - tf.gather(b, other)
     # The last affine step is folded into the objective.
     margins = _backward(rows, offsets, steps[:-1], pre_bounds, (low, high), fixed, record)
-    if fixed and iterations:
-        margins = _optimized_splits(rows, offsets, steps[:-1], pre_bounds, (low, high), fixed, record, margins,
-                                    iterations)
+    if iterations and (fixed or optimize_slopes):
+        margins = _optimized(rows, offsets, steps[:-1], pre_bounds, (low, high), fixed, record, margins, iterations,
+                             optimize_slopes)
     return margins, pre_bounds
 
 
-def _optimized_splits(rows, offsets, steps, pre_bounds, box, fixed, record, margins, iterations):
-    """The margins' bounds with the split constraints' multipliers optimized by projected gradient ascent (Adam);
-    every iterate's bound holds, so each margin keeps its best."""
-    multipliers = {k: tf.Variable(tf.zeros(tf.concat([tf.shape(rows)[:2], tf.shape(v)[1:]], 0), ibp.DTYPE))
+def _optimized(rows, offsets, steps, pre_bounds, box, fixed, record, margins, iterations, slopes):
+    """The margins' bounds with the split constraints' multipliers and, with `slopes`, the relaxations' free slopes
+    optimized by projected gradient ascent (Adam); every iterate's bound holds, so each margin keeps its best."""
+    shape = tf.shape(rows)[:2]
+    multipliers = {k: tf.Variable(tf.zeros(tf.concat([shape, tf.shape(v)[1:]], 0), ibp.DTYPE))
                    for k, v in fixed.items()}
-    optimizer = tf.keras.optimizers.Adam(0.5)
+    alphas = {}
+    if slopes:
+        for k, (low, high) in pre_bounds.items():
+            start = _initial_slopes(steps[k], low, high, fixed.get(k))[:, None, :]
+            alphas[k] = tf.Variable(tf.broadcast_to(start, tf.concat([shape, tf.shape(low)[1:]], 0)))
+    variables = [(multipliers, tf.keras.optimizers.Adam(0.5), (0.0, None)),
+                 (alphas, tf.keras.optimizers.Adam(0.1), (0.0, 1.0))]
     best = margins
-    for _ in range(iterations):
+    for _ in range(iterations + 1):
         with tf.GradientTape() as tape:
-            found = _backward(rows, offsets, steps, pre_bounds, box, fixed, record, multipliers)
+            found = _backward(rows, offsets, steps, pre_bounds, box, fixed, record, multipliers, alphas)
             loss = -tf.reduce_sum(found)
         best = tf.maximum(best, found)
-        gradients = tape.gradient(loss, list(multipliers.values()))
-        optimizer.apply_gradients(zip(gradients, multipliers.values()))
-        for value in multipliers.values():
-            value.assign(tf.nn.relu(value))
-    return tf.maximum(best, _backward(rows, offsets, steps, pre_bounds, box, fixed, record, multipliers))
+        gradients = tape.gradient(loss, [list(group.values()) for group, _, _ in variables])
+        for (group, optimizer, (lowest, highest)), grads in zip(variables, gradients):
+            if group:
+                optimizer.apply_gradients(zip(grads, group.values()))
+                for value in group.values():
+                    value.assign(tf.clip_by_value(value, lowest, highest) if highest is not None
+                                 else tf.maximum(value, lowest))
+    return best
 
 
 def split_scores(steps: list[tuple], pre_bounds: dict, fixed: dict | None, record: dict,

@@ -54,14 +54,21 @@ def enumerate_box(model: tf.keras.Model, discretization: InputDiscretization, lo
             return False, images[wrong[0]]
 
 
-BOUNDS = ("ibp", "crown", "crown-refined")
+BOUNDS = ("ibp", "crown", "crown-refined", "alpha-crown")
+SLOPE_ITERATIONS = 20  # "alpha-crown": Adam steps on the final pass's slopes
+
+
+def _relaxation_options(method):
+    """`crown.chain_margin_bounds`'s options for a linear relaxation method."""
+    return {"refine": method != "crown", "optimize_slopes": method == "alpha-crown"}
 
 
 def margin_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor,
                   method: str) -> tf.Tensor:
-    """Lower bounds of every other-class margin, by `method`: "ibp", "crown" (intermediate bounds by IBP) or
-    "crown-refined" (each intermediate bound by a backward pass of its own); the linear relaxations fall back to
-    IBP on models they do not cover (convolutions, residual additions)."""
+    """Lower bounds of every other-class margin, by `method`: "ibp", "crown" (intermediate bounds by IBP),
+    "crown-refined" (each intermediate bound by a backward pass of its own) or "alpha-crown" (then the final pass's
+    relaxation slopes optimized, `SLOPE_ITERATIONS` steps); the linear relaxations fall back to IBP on models they do
+    not cover (convolutions, residual additions)."""
     steps = _chain_or_none(model, method)
     if steps is None:
         return ibp.margin_lower_bounds(model, low, high, labels)
@@ -70,9 +77,10 @@ def margin_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels
     # × units) first-layer rows: batches that fit in about 1 GiB.
     units = max(int(step[1].shape[-1]) for step in steps if step[0] == "affine")
     free = max(0, int(tf.reduce_max(tf.reduce_sum(tf.cast(flat_high > flat_low, tf.int32), -1))))
-    size = max(1, 2**30 // (8 * units * (4 * (units if method == "crown-refined" else 16) + free)))
+    options = _relaxation_options(method)
+    size = max(1, 2**30 // (8 * units * (4 * (units if options["refine"] else 16) + free)))
     return tf.concat([crown.chain_margin_bounds(steps, flat_low[i:i + size], flat_high[i:i + size],
-                                                labels[i:i + size], refine=method == "crown-refined")[0]
+                                                labels[i:i + size], iterations=SLOPE_ITERATIONS, **options)[0]
                       for i in range(0, int(tf.shape(low)[0]), size)], 0)
 
 
@@ -116,7 +124,7 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
     more images in the same time (docs/performance.md), hence the default. An open part whose box holds at most
     `enumeration_limit` inputs is decided by evaluating them all, so both are exact given the time.
 
-    Parts are bounded `batch` at a time by `method` ("ibp", "crown" or "crown-refined"; the linear relaxations start
+    Parts are bounded `batch` at a time by `method` (one of `BOUNDS`; the linear relaxations start
     from the pre-activation bounds of the part they split from). At every split, each open part's most dangerous
     inputs (the corner the margin's gradient points to and, for the linear relaxations, the corner that minimizes
     the bound) are evaluated exactly, so counterexamples surface early.
@@ -164,7 +172,8 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
             unit = _unit_to_split(bound, part) if split == "activations" else None
             if unit is not None:
                 index, unit = unit
-                children = [(lo, hi, {**decided, index: {**decided.get(index, {}), unit: side}}) for side in (1.0, -1.0)]
+                children = [(lo, hi, {**decided, index: {**decided.get(index, {}), unit: side}})
+                            for side in (1.0, -1.0)]
             else:
                 width = hi - lo
                 if not np.any(width > step / 2):  # a single input, and it is classified correctly
@@ -192,8 +201,8 @@ def _part_bounds(model, steps, method, lows, highs, label, parts, iterations):
     flat = tf.constant(lows.reshape(len(lows), -1)), tf.constant(highs.reshape(len(highs), -1))
     fixed, inherited = _split_tensors(steps, parts, int(flat[0].shape[-1]))
     record = {}
-    margins, found = crown.chain_margin_bounds(steps, *flat, labels, refine=method == "crown-refined",
-                                               inherited=inherited, fixed=fixed, record=record, iterations=iterations)
+    margins, found = crown.chain_margin_bounds(steps, *flat, labels, inherited=inherited, fixed=fixed, record=record,
+                                               iterations=iterations, **_relaxation_options(method))
     scores = crown.split_scores(steps, found, fixed, record, margins)
     corners = crown.minimizing_corners(steps, *flat, record, margins).numpy().reshape(lows.shape)
     indices = sorted(scores)
