@@ -4,7 +4,8 @@
 
 Each run directory under --runs (one with saved_model/ and results.json) is bracketed on its first
 --test_examples test images (`tfdisc.certification.bracket`): the bounds certify what they can, the attack cascade
-(--version) runs on the rest only, and branch and bound tries the survivors for --time_limit seconds each. The
+(--version) runs on the rest only, and branch and bound (splitting --split) tries the survivors for --time_limit
+seconds each. The
 records go to --output_dir/certified/<run>.json, where `scripts/reproduce_paper.py` reads them.
 """
 
@@ -26,6 +27,7 @@ cli.flag(GROUP, flags.DEFINE_enum, "bound", "crown-refined", list(search.BOUNDS)
 cli.flag(GROUP, flags.DEFINE_enum, "version", "standard+discrete", list(registry.AUTOATTACK_VERSIONS),
          "The attack cascade for what the bounds leave.")
 cli.flag(GROUP, flags.DEFINE_float, "time_limit", 0.0, "Seconds of branch and bound per survivor of the attacks.")
+cli.flag(GROUP, flags.DEFINE_enum, "split", "pixels", list(search.SPLITS), "What branch and bound splits.")
 FLAGS = flags.FLAGS
 
 
@@ -34,7 +36,7 @@ def main(argv):
     for run_dir in runs.trained_runs(FLAGS.runs, FLAGS.only):
         record = certified.certify_run(str(run_dir), FLAGS.data_dir, eps_lib.parse(FLAGS.eps), FLAGS.test_examples,
                                        str(Path(FLAGS.output_dir) / "certified"), bound=FLAGS.bound,
-                                       version=FLAGS.version, time_limit=FLAGS.time_limit)
+                                       version=FLAGS.version, time_limit=FLAGS.time_limit, split=FLAGS.split)
         logging.info("%s: certified %s, attacked %s (%.0f s)", run_dir.name, record.certified, record.attacked,
                      record.seconds)
 

@@ -227,11 +227,15 @@ def load_runs(root: str | os.PathLike) -> list[RunRecord]:
 
 def load_records(root: str | os.PathLike, folder: str, cls, made_by: str) -> list:
     """Every `cls` (a dataclass) record in `root/folder/*.json`; RecordError naming a file that is not one (made by
-    `made_by`)."""
-    found, names = [], {f.name for f in dataclasses.fields(cls)}
+    `made_by`). A field with a default may be missing (records older than the field)."""
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
+    required = {f.name for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    found = []
     for path in sorted(Path(root).glob(f"{folder}/*.json")):
         data = read_json(path, f"{folder} record")
-        if not isinstance(data, dict) or set(data) != names:
+        if not isinstance(data, dict) or not required <= set(data) <= names:
             raise RecordError(f"{path} is not a {folder} record of {made_by}; move it away.")
         found.append(cls(**data))
     return found
