@@ -64,7 +64,9 @@ def main(argv):
                          FLAGS.adv, output_dir=FLAGS.output_dir, budget=FLAGS.budget, extra=FLAGS.extra,
                          epochs=FLAGS.epochs, train_examples=FLAGS.train_examples, test_examples=FLAGS.test_examples,
                          data_dir=FLAGS.data_dir)
-        grid.run_grid(runs, ROOT / "experiments" / f"{FLAGS.dataset}.py", command=shlex.join(["python", *sys.argv]),
+        # The command as run from the repository root, however this process was started (the queue passes a path).
+        command = shlex.join(["python", "scripts/reproduce_paper.py", *sys.argv[1:]])
+        grid.run_grid(runs, ROOT / "experiments" / f"{FLAGS.dataset}.py", command=command,
                       budget=FLAGS.budget, reevaluate=FLAGS.reevaluate)
     if not FLAGS.write_report:
         return

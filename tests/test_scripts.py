@@ -188,6 +188,18 @@ def test_reevaluating_a_run_whose_checkpoints_are_not_here_says_so(tmp_path):
     assert not (tmp_path / "REPORT.md").exists()
 
 
+@pytest.mark.slow
+def test_a_grid_run_records_its_command_as_run_from_the_repository_root(tmp_path):
+    # Started by its absolute path, as the study queue starts it: the record still reads as a user types it.
+    result = _script("reproduce_paper.py", "--arch=fcn2", "--bits=2", "--precisions=full", "--adv=off", "--epochs=1",
+                     "--train_examples=200", "--test_examples=100", "--budget=tiny", f"--output_dir={tmp_path}",
+                     f"--data_dir={require_data().parent}", "--extra=--sweep_every=0", "--nowrite_report")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (budget,) = tmp_path.glob("*/*/budget.json")
+    command = json.loads(budget.read_text())["command"]
+    assert command.startswith("python scripts/reproduce_paper.py --arch=fcn2 ") and str(ROOT) not in command
+
+
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
 def test_git_keeps_the_study_runs_records_and_nothing_else():
     run = "runs/paper/full/mnist_fcn1_full_8b/"
