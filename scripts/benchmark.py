@@ -440,10 +440,9 @@ def main(argv):
                "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack,
                "deploy": bench_deploy, "attack_calls": bench_attack_calls, "report_xla": bench_report_xla,
                "certify": bench_certify, "splits": bench_splits}
+    trained = [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))]
     per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"],
-                 "report_xla": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
-                 "certify": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
-                 "splits": [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))],
+                 "report_xla": trained, "certify": trained, "splits": trained,
                  "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"],
                  "attack_calls": FLAGS.models if FLAGS["models"].present else ["fcn1_bnn", "alexnet_bnn"]}
     results = {"machine": benchmarking.machine(),

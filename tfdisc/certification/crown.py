@@ -317,11 +317,13 @@ def _optimized(rows, offsets, steps, pre_bounds, box, fixed, record, margins, it
     variables = [(multipliers, tf.keras.optimizers.Adam(0.5), (0.0, None)),
                  (alphas, tf.keras.optimizers.Adam(0.1), (0.0, 1.0))]
     best = margins
-    for _ in range(iterations + 1):
+    for iteration in range(iterations + 1):
         with tf.GradientTape() as tape:
             found = _backward(rows, offsets, steps, pre_bounds, box, fixed, record, multipliers, alphas)
             loss = -tf.reduce_sum(found)
         best = tf.maximum(best, found)
+        if iteration == iterations:  # the last iterate is bounded, not stepped from
+            break
         gradients = tape.gradient(loss, [list(group.values()) for group, _, _ in variables])
         for (group, optimizer, (lowest, highest)), grads in zip(variables, gradients):
             if group:

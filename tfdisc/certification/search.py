@@ -144,7 +144,7 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
             return "unknown", None
         parts = [heapq.heappop(queue) for _ in range(min(batch, len(queue)))]
         lows, highs = np.stack([p[2] for p in parts]), np.stack([p[3] for p in parts])
-        bound = _part_bounds(model, steps, method, lows, highs, label, parts, iterations)
+        bound = _part_bounds(model, steps, method, lows, highs, label, parts, iterations, split == "activations")
         domains += len(parts)
         worst = bound["margins"].min(axis=-1)
         open_parts = np.flatnonzero(worst <= ibp.MARGIN_SLACK * (1.0 + scale))
@@ -190,10 +190,11 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
     return "certified", None
 
 
-def _part_bounds(model, steps, method, lows, highs, label, parts, iterations):
+def _part_bounds(model, steps, method, lows, highs, label, parts, iterations, scored):
     """The parts' margin lower bounds ("margins") and, for the linear relaxations (`steps` the model's chain), their
-    pre-activation bounds ("found", a dict per part; None for interval bounds), split scores ("scores": per part the
-    flat scores over "units", the (step, unit) of each position) and the corners that minimize their bounds."""
+    pre-activation bounds ("found", a dict per part; None for interval bounds), the corners that minimize their
+    bounds and, if `scored`, split scores ("scores": per part the flat scores over "units", the (step, unit) of each
+    position)."""
     labels = tf.fill([len(lows)], label)
     if steps is None:
         return {"margins": ibp.margin_lower_bounds(model, tf.constant(lows), tf.constant(highs), labels).numpy(),
@@ -203,14 +204,16 @@ def _part_bounds(model, steps, method, lows, highs, label, parts, iterations):
     record = {}
     margins, found = crown.chain_margin_bounds(steps, *flat, labels, inherited=inherited, fixed=fixed, record=record,
                                                iterations=iterations, **_relaxation_options(method))
-    scores = crown.split_scores(steps, found, fixed, record, margins)
     corners = crown.minimizing_corners(steps, *flat, record, margins).numpy().reshape(lows.shape)
-    indices = sorted(scores)
-    found = {k: (v[0].numpy(), v[1].numpy()) for k, v in found.items()}
-    return {"margins": margins.numpy(), "corners": corners,
-            "found": [{k: (v[0][i], v[1][i]) for k, v in found.items()} for i in range(len(lows))],
-            "scores": np.concatenate([scores[k].numpy() for k in indices], axis=-1),
-            "units": [(k, unit) for k in indices for unit in range(int(scores[k].shape[-1]))]}
+    arrays = {k: (v[0].numpy(), v[1].numpy()) for k, v in found.items()}
+    result = {"margins": margins.numpy(), "corners": corners,
+              "found": [{k: (v[0][i], v[1][i]) for k, v in arrays.items()} for i in range(len(lows))]}
+    if scored:
+        scores = crown.split_scores(steps, found, fixed, record, margins)
+        indices = sorted(scores)
+        result["scores"] = np.concatenate([scores[k].numpy() for k in indices], axis=-1)
+        result["units"] = [(k, unit) for k in indices for unit in range(int(scores[k].shape[-1]))]
+    return result
 
 
 def _unit_to_split(bound, part):
