@@ -58,10 +58,25 @@ def trained_2bit_fcn(mnist_small):
     return model, (x_test[:60], y_test[:60])
 
 
-@pytest.mark.parametrize("option, value", [("bound", "milp"), ("split", "weights")])
-def test_a_bad_bound_or_split_is_named(option, value):
+@pytest.mark.parametrize("option, value, message", [
+    ("bound", "milp", "Unknown bound 'milp'"), ("split", "weights", "Unknown split 'weights'"),
+    ("time_limit", -1.0, r"time_limit must be in \[0, inf\]; got -1.0"),
+    ("max_domains", -5, "max_domains must be an int ≥ 0 .0: no budget of parts.; got -5"),
+    ("max_domains", 2.5, "max_domains must be an int")])
+def test_a_bad_option_is_named(option, value, message):
     data = (random_images("fcn2", 2), np.zeros(2, int))
-    with pytest.raises(ValueError, match=f"Unknown {option} '{value}'"):
+    with pytest.raises(ValueError, match=message):
         cert.certify(random_model("fcn2", "full"), data, [0.1], **{option: value})
-    with pytest.raises(ValueError, match=f"Unknown {option} '{value}'"):
+    with pytest.raises(ValueError, match=message):
         cert.bracket(random_model("fcn2", "full"), data, [0.1], **{option: value})
+
+
+def test_a_budget_of_parts_alone_runs_branch_and_bound_and_repeats_its_verdicts():
+    model = random_model("fcn2", "full", seed=4)
+    data = (random_images("fcn2", 24, seed=4), np.argmax(model(random_images("fcn2", 24, seed=4)), -1))
+    without = cert.certify(model, data, [0.08], bound="crown", enumeration_limit=1)
+    assert without["unknown"][0] > 0, "the test needs examples the bounds leave"
+    runs = [cert.certify(model, data, [0.08], bound="crown", enumeration_limit=1, max_domains=200) for _ in range(2)]
+    assert runs[0]["methods"][0].get("branch_and_bound", 0) > 0
+    assert runs[0]["unknown"][0] < without["unknown"][0]
+    np.testing.assert_array_equal(runs[0]["outcomes"][0].status, runs[1]["outcomes"][0].status)

@@ -2,37 +2,68 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 
-from helpers import require_data, tiny_mnist_run
+from helpers import ROOT, require_data, tiny_mnist_run
 from tfdisc.reporting import certified, render
 from tfdisc.reporting.records import RecordError
 
 
 @pytest.mark.slow
-def test_a_run_is_bracketed_recorded_and_shown(tmp_path):
+def test_a_run_is_bracketed_recorded_and_shown_by_the_script(tmp_path):
     run_dir = tiny_mnist_run(tmp_path, 1000)
-    record = certified.certify_run(str(run_dir), str(require_data().parent), [0.02, 0.05], 40,
-                                   str(tmp_path / "certified"), bound="crown", version="fast", time_limit=0.5,
-                                   split="activations")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "certify.py"), f"--runs={run_dir.parent}",
+                             f"--data_dir={require_data().parent}", f"--output_dir={tmp_path}", "--eps=0.02,0.05",
+                             "--test_examples=40", "--bound=crown", "--version=fast", "--time_limit=0.5",
+                             "--max_domains=64", "--split=activations"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = certified.load_certification_records(tmp_path)
     assert record.examples == 40 and all(c <= a for c, a in zip(record.certified, record.attacked))
-    assert record.time_limit == 0.5 and record.split == "activations"
-    (loaded,) = certified.load_certification_records(tmp_path)
-    assert loaded == record
-    text = render.certified_section([loaded], render.ReportOptions())
+    assert (record.time_limit, record.max_domains, record.split) == (0.5, 64, "activations")
+    text = render.certified_section([record], render.ReportOptions())
     assert "| MNIST fcn2 full 2-bit | `m` | 0.02 | 40 | " in text
-    assert "| crown, branch and bound (activations) ≤ 0.5 s an image |" in text
+    assert "| crown, branch and bound (activations) ≤ 0.5 s or 64 parts an image |" in text
 
 
-def test_a_record_older_than_the_split_choice_reads_as_pixel_splitting(tmp_path):
-    from tfdisc.reporting.certified import CertificationRecord
+def _record_fields(**changes):
+    fields = {f.name: 0 for f in dataclasses.fields(certified.CertificationRecord)}
+    return {**fields, "bound": "crown", "split": "pixels", **changes}
 
-    fields = {f.name: 0 for f in dataclasses.fields(CertificationRecord) if f.name != "split"}
+
+def test_a_record_older_than_the_split_choice_and_the_budget_of_parts_reads_as_pixels_without_one(tmp_path):
+    fields = _record_fields(split="activations")
+    del fields["split"], fields["max_domains"]
     (tmp_path / "certified").mkdir()
     (tmp_path / "certified" / "x.json").write_text(json.dumps(fields))
     (loaded,) = certified.load_certification_records(tmp_path)
-    assert loaded.split == "pixels"
+    assert loaded.split == "pixels" and loaded.max_domains == 0
+
+
+@pytest.mark.parametrize("field, value", [("bound", "milp"), ("split", "neurons")])
+def test_a_record_with_an_unknown_bound_or_split_is_named(tmp_path, field, value):
+    (tmp_path / "certified").mkdir()
+    (tmp_path / "certified" / "x.json").write_text(json.dumps(_record_fields(**{field: value})))
+    with pytest.raises(RecordError, match=f"x.json: Unknown {field} '{value}'.*Move it away or remake it"):
+        certified.load_certification_records(tmp_path)
+
+
+@pytest.mark.parametrize("time_limit, max_domains, shown", [
+    (5.0, 0, "crown, branch and bound (pixels) ≤ 5 s an image"),
+    (0.0, 500, "crown, branch and bound (pixels) ≤ 500 parts an image"),
+    (5.0, 500, "crown, branch and bound (pixels) ≤ 5 s or 500 parts an image"),
+    (0.0, 0, "| crown |")])
+def test_the_bound_column_states_the_budget_of_branch_and_bound(time_limit, max_domains, shown):
+    fields = _record_fields(time_limit=time_limit, max_domains=max_domains, run="m", dataset="mnist", arch="fcn2",
+                            precision="full", input_bits=2, eps=[0.1], examples=10, certified=[0.5],
+                            attacked=[0.6], gap=[0.1], methods=[{"crown": 5}], attacked_examples=[5],
+                            version="fast")
+    text = render.certified_section([certified.CertificationRecord(**fields)], render.ReportOptions())
+    assert shown in text
+    if not time_limit and not max_domains:
+        assert "branch and bound (pixels)" not in text
 
 
 def test_a_file_that_is_no_certification_record_is_named(tmp_path):

@@ -16,6 +16,8 @@ certified the upper bound, and the unknown survivors the gap.
 """
 
 import dataclasses
+import math
+import numbers
 import time
 
 import numpy as np
@@ -54,6 +56,14 @@ def _arrays(model, data):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _check_options(bound, split, time_limit, max_domains):
+    checks.choice("bound", bound, search.BOUNDS)
+    checks.choice("split", split, search.SPLITS)
+    checks.fraction("time_limit", time_limit, high=math.inf)
+    if isinstance(max_domains, bool) or not isinstance(max_domains, numbers.Integral) or max_domains < 0:
+        raise checks.InvalidInputError(f"max_domains must be an int ≥ 0 (0: no budget of parts); got {max_domains!r}.")
+
+
 def _decide_by_bounds(model, x, y, eps, methods):
     """status and method arrays after the clean check and the bounds in `methods`, in order."""
     discretization = bounds.discretization_layer(model)
@@ -75,22 +85,25 @@ def _decide_by_bounds(model, x, y, eps, methods):
     return status, method, low.numpy(), high.numpy()
 
 
-def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_limit, time_limit, bound, split):
-    """Enumerate the small boxes of `todo` and branch and bound the rest, in place."""
+def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_limit, time_limit, max_domains, bound,
+                    split):
+    """Enumerate the small boxes of `todo` and branch and bound the rest (if a limit is set), in place."""
     discretization = bounds.discretization_layer(model)
     for i in todo:
         if search.input_count(discretization, low[i], high[i]) <= enumeration_limit:
             robust, _ = search.enumerate_box(model, discretization, low[i], high[i], y[i])
             status[i], method[i] = ("certified" if robust else "broken"), "enumeration"
-        elif time_limit > 0:
+        elif time_limit > 0 or max_domains > 0:
             found, _ = search.branch_and_bound(model, discretization, low[i], high[i], y[i], method=bound,
-                                               split=split, time_limit=time_limit)
+                                               split=split, time_limit=time_limit or math.inf,
+                                               max_domains=max_domains or search.MAX_DOMAINS)
             if found != "unknown":
                 status[i], method[i] = found, "branch_and_bound"
 
 
 def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: str = "crown-refined",
-            split: str = "pixels", enumeration_limit: int = 2**16, time_limit: float = 0.0) -> dict:
+            split: str = "pixels", enumeration_limit: int = 2**16, time_limit: float = 0.0,
+            max_domains: int = 0) -> dict:
     """Certify every example of `data` at every ε (see the module docstring).
 
     # Arguments
@@ -103,15 +116,17 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
             pass's slopes optimized, as α-CROWN does). Branch and bound uses it too.
         split: what branch and bound splits, "pixels" or "activations" (`search.branch_and_bound`).
         enumeration_limit: evaluate every input of boxes that hold at most this many.
-        time_limit: seconds of branch and bound per example still undecided (0: none).
+        time_limit: seconds of branch and bound per example still undecided (0: no time limit).
+        max_domains: parts of branch and bound per example still undecided (0: up to `search.MAX_DOMAINS`, if a
+            time limit is set). Branch and bound runs if either is set and stops at the first that runs out; a
+            budget of parts alone does not depend on the machine's speed or load.
 
     # Returns
         {"eps", "examples", "certified", "broken", "unknown" (shares per ε), "methods" ({method: count} per ε),
         "outcomes" (an `Outcome` per ε), "seconds"}.
     """
     eps = eps_lib.values(eps_values)
-    checks.choice("bound", bound, search.BOUNDS)
-    checks.choice("split", split, search.SPLITS)
+    _check_options(bound, split, time_limit, max_domains)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     outcomes = []
@@ -124,7 +139,8 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
         status, method = np.concatenate(status), np.concatenate(method)
         low, high = np.concatenate(low), np.concatenate(high)
         _decide_exactly(model, low, high, y, status, method, np.flatnonzero(status == "unknown"),
-                        enumeration_limit=enumeration_limit, time_limit=time_limit, bound=bound, split=split)
+                        enumeration_limit=enumeration_limit, time_limit=time_limit, max_domains=max_domains,
+                        bound=bound, split=split)
         outcomes.append(Outcome(status, method))
     return _summary(eps, outcomes, len(y), time.perf_counter() - start)
 
@@ -138,12 +154,12 @@ def _summary(eps, outcomes, examples, seconds):
 
 def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version: str = "standard+discrete",
             bound: str = "crown-refined", split: str = "pixels", enumeration_limit: int = 2**16,
-            time_limit: float = 0.0, **report_options) -> dict:
+            time_limit: float = 0.0, max_domains: int = 0, **report_options) -> dict:
     """The robust accuracy bracketed at every ε: certify what the bounds can, attack only the rest, then branch and
-    bound the attacks' survivors for `time_limit` seconds each.
+    bound the attacks' survivors for `time_limit` seconds or `max_domains` parts each.
 
     # Arguments
-        model, data, eps_values, bound, split, enumeration_limit, time_limit: as in `certify`.
+        model, data, eps_values, bound, split, enumeration_limit, time_limit, max_domains: as in `certify`.
         version: the AutoAttack cascade that attacks the uncertified examples (`tfdisc.evaluation.registry`).
         report_options: further `tfdisc.evaluation.RobustnessReport` options (seed, square_queries, ...).
 
@@ -154,8 +170,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
     from tfdisc.evaluation.report import RobustnessReport  # evaluation sits below certification
 
     eps = eps_lib.values(eps_values)
-    checks.choice("bound", bound, search.BOUNDS)
-    checks.choice("split", split, search.SPLITS)
+    _check_options(bound, split, time_limit, max_domains)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     attack = RobustnessReport(model, ("autoattack",), version=version, **report_options)
@@ -167,7 +182,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
         small = [i for i in np.flatnonzero(status == "unknown")
                  if search.input_count(bounds.discretization_layer(model), low[i], high[i]) <= enumeration_limit]
         _decide_exactly(model, low, high, y, status, method, small, enumeration_limit=enumeration_limit,
-                        time_limit=0.0, bound=bound, split=split)
+                        time_limit=0.0, max_domains=0, bound=bound, split=split)
         todo = np.flatnonzero(status == "unknown")
         attacked.append(int(todo.size))
         if todo.size:
@@ -175,7 +190,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
             broken = todo[~report["survivors"][0]]
             status[broken], method[broken] = "broken", "attack"
         _decide_exactly(model, low, high, y, status, method, np.flatnonzero(status == "unknown"),
-                        enumeration_limit=0, time_limit=time_limit, bound=bound, split=split)
+                        enumeration_limit=0, time_limit=time_limit, max_domains=max_domains, bound=bound, split=split)
         outcomes.append(Outcome(status, method))
     summary = _summary(eps, outcomes, len(y), time.perf_counter() - start)
     summary["attacked"] = [o.share("certified") + o.share("unknown") for o in outcomes]

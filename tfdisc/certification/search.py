@@ -106,11 +106,12 @@ def _worst_margin_gradients(model, levels, label):
 
 
 SPLITS = ("pixels", "activations")
+MAX_DOMAINS = 20000  # parts of branch and bound per example when no budget is given: bounds the queue's memory
 
 
 def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization, low: np.ndarray,
                      high: np.ndarray, label: int, *, method: str = "crown-refined", split: str = "pixels",
-                     time_limit: float = 10.0, batch: int = 64, max_domains: int = 20000,
+                     time_limit: float = 10.0, batch: int = 64, max_domains: int = MAX_DOMAINS,
                      enumeration_limit: int = 2**12, iterations: int = 20) -> tuple[str, np.ndarray | None]:
     """Split the box into parts until every part is certified or one input is misclassified.
 
@@ -130,7 +131,8 @@ def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization,
     the bound) are evaluated exactly, so counterexamples surface early.
 
     Returns ("certified", None), ("broken", level image) or ("unknown", None) when `time_limit` seconds or
-    `max_domains` parts run out (checked between batches, so the last batch may end past the limit).
+    `max_domains` parts run out (checked between batches, so the last batch may end past the limit). A budget of
+    parts alone (`time_limit=math.inf`) does not depend on the machine's speed or load.
     """
     checks.choice("split", split, SPLITS)
     start, step = time.perf_counter(), ibp.level_step(discretization)

@@ -4,7 +4,8 @@ made by `tfdisc.certification.bracket`, written to `<runs>/certified/*.json` and
 import dataclasses
 import os
 
-from tfdisc import certification, datasets, files, models
+from tfdisc import certification, checks, datasets, files, models
+from tfdisc.certification import search
 from tfdisc.reporting.records import TrainedModel, load_records, read_run
 from tfdisc.types import EpsValues
 
@@ -25,11 +26,16 @@ class CertificationRecord(TrainedModel):
     seconds: float
     time_limit: float  # seconds of branch and bound per survivor of the attacks (0: none)
     split: str = "pixels"  # what branch and bound splits (records made before the choice existed split pixels)
+    max_domains: int = 0  # parts of branch and bound per survivor (0: no budget; records before it had none)
+
+    def __post_init__(self):
+        checks.choice("bound", self.bound, search.BOUNDS)
+        checks.choice("split", self.split, search.SPLITS)
 
 
 def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examples: int, output_dir: str, *,
                 bound: str = "crown-refined", version: str = "standard+discrete", time_limit: float = 0.0,
-                split: str = "pixels", enumeration_limit: int = 2**16) -> CertificationRecord:
+                split: str = "pixels", max_domains: int = 0, enumeration_limit: int = 2**16) -> CertificationRecord:
     """Bracket the run in `run_dir` on its first `examples` test images and write the record to
     `output_dir/<run>.json`."""
     record = read_run(run_dir)
@@ -37,12 +43,12 @@ def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examp
     data = datasets.load_arrays(record.dataset, "test", data_dir=data_dir, examples=examples, subset_order="first",
                                 download=False)
     found = certification.bracket(model, data, eps_values, version=version, bound=bound, time_limit=time_limit,
-                                  split=split, enumeration_limit=enumeration_limit)
+                                  split=split, max_domains=max_domains, enumeration_limit=enumeration_limit)
     result = CertificationRecord(**TrainedModel.of(run_dir), eps=found["eps"], examples=found["examples"],
                                  certified=found["certified"], attacked=found["attacked"], gap=found["gap"],
                                  methods=found["methods"], attacked_examples=found["attacked_examples"],
                                  version=version, bound=bound, seconds=found["seconds"],
-                                 time_limit=time_limit, split=split)
+                                 time_limit=time_limit, split=split, max_domains=max_domains)
     files.write_json_atomic(os.path.join(output_dir, f"{result.run}.json"), dataclasses.asdict(result))
     return result
 

@@ -227,7 +227,8 @@ def load_runs(root: str | os.PathLike) -> list[RunRecord]:
 
 def load_records(root: str | os.PathLike, folder: str, cls, made_by: str) -> list:
     """Every `cls` (a dataclass) record in `root/folder/*.json`; RecordError naming a file that is not one (made by
-    `made_by`). A field with a default may be missing (records older than the field)."""
+    `made_by`) or holding a value `cls` refuses. A field with a default may be missing (records older than the
+    field)."""
     fields = dataclasses.fields(cls)
     names = {f.name for f in fields}
     required = {f.name for f in fields
@@ -237,7 +238,11 @@ def load_records(root: str | os.PathLike, folder: str, cls, made_by: str) -> lis
         data = read_json(path, f"{folder} record")
         if not isinstance(data, dict) or not required <= set(data) <= names:
             raise RecordError(f"{path} is not a {folder} record of {made_by}; move it away.")
-        found.append(cls(**data))
+        try:
+            found.append(cls(**data))
+        except ValueError as error:  # a field the record class checks
+            raise RecordError(f"{path}: {error} Is it a {folder} record of {made_by}? Move it away or remake it.") \
+                from None
     return found
 
 

@@ -505,7 +505,8 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
              "they can (interval bounds, then the linear relaxation the bound column names, with every input of the "
              "boxes that hold at most 2^16 evaluated), the attack cascade runs on the rest only, branch and bound "
              "(splitting pixels' levels or ReLU and sign units, as the bound column names) tries the attacks' "
-             "survivors for the seconds an image the bound column states, and what is left is unknown. The true "
+             "survivors for the seconds or parts (boxes it bounds) an image the bound column states, and what is "
+             "left is unknown. The true "
              "robust accuracy lies in [certified, attacked]; each end carries its 95% interval (Wilson). Models "
              "retrained for this from the same seeds reproduce the committed runs' records exactly.", "",
              "| model | run | ε | images | certified | attacked | gap | bound | decided by | attacks ran on "
@@ -516,7 +517,9 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
         label = f"{_dataset_title(r.dataset)} {r.arch} {r.precision}{' + adv' if r.adv_train else ''} {r.input_bits}-bit"
         for i, e in enumerate(r.eps):
             decided = ", ".join(f"{m} {c}" for m, c in r.methods[i].items())
-            bound = r.bound + (f", branch and bound ({r.split}) ≤ {r.time_limit:g} s an image" if r.time_limit else "")
+            limits = " or ".join([f"{r.time_limit:g} s"] * bool(r.time_limit)
+                                 + [f"{r.max_domains} parts"] * bool(r.max_domains))
+            bound = r.bound + (f", branch and bound ({r.split}) ≤ {limits} an image" if limits else "")
             subset = r.examples < presets.get(r.dataset).test_size
             parts.append(f"| {label} | `{r.run}` | {eps_lib.label(e, r.dataset)} | {r.examples} | "
                          f"{stats.measured(r.certified[i], r.examples, subset).text()} | "
