@@ -60,7 +60,8 @@ def trained_2bit_fcn(mnist_small):
 
 @pytest.mark.parametrize("option, value, message", [
     ("bound", "milp", "Unknown bound 'milp'"), ("split", "weights", "Unknown split 'weights'"),
-    ("time_limit", -1.0, r"time_limit must be in \[0, inf\]; got -1.0"),
+    ("time_limit", -1.0, "time_limit must be a finite number of seconds ≥ 0 .0: no time limit.; got -1.0"),
+    ("time_limit", float("inf"), "time_limit must be a finite number of seconds"),
     ("max_domains", -5, "max_domains must be an int ≥ 0 .0: no budget of parts.; got -5"),
     ("max_domains", 2.5, "max_domains must be an int")])
 def test_a_bad_option_is_named(option, value, message):

@@ -7,7 +7,7 @@ x − ε and x + ε. `certify` decides each example in order of cost:
    Larq's sign quantizers and XNOR scales, with the last affine layers applied exactly to the logit margins;
 2. a linear relaxation (`crown`) of ReLU and sign activations, for dense chains;
 3. every input of the box, evaluated, where the free pixels allow at most `enumeration_limit` of them;
-4. branch and bound over the free pixels' levels, with a time limit per example.
+4. branch and bound over the free pixels' levels, with a time limit or a budget of parts per example.
 
 Each example ends *certified* (no input of the ball is misclassified), *broken* (with a misclassified input) or
 *unknown*. `bracket` certifies first and attacks only what is left (certified examples need no attack), then tries
@@ -59,7 +59,9 @@ def _arrays(model, data):
 def _check_options(bound, split, time_limit, max_domains):
     checks.choice("bound", bound, search.BOUNDS)
     checks.choice("split", split, search.SPLITS)
-    checks.fraction("time_limit", time_limit, high=math.inf)
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not 0 <= time_limit < math.inf:
+        raise checks.InvalidInputError(f"time_limit must be a finite number of seconds ≥ 0 (0: no time limit); got "
+                                       f"{time_limit!r}.")
     if isinstance(max_domains, bool) or not isinstance(max_domains, numbers.Integral) or max_domains < 0:
         raise checks.InvalidInputError(f"max_domains must be an int ≥ 0 (0: no budget of parts); got {max_domains!r}.")
 
