@@ -30,7 +30,7 @@ from tfdisc.evaluation.data import as_dataset
 from tfdisc.types import Data, EpsValues
 
 STATUSES = ("certified", "broken", "unknown")
-__all__ = ["Outcome", "bounds", "bracket", "certify", "crown", "search"]
+__all__ = ["Outcome", "bounds", "bracket", "certify", "check_options", "crown", "search"]
 
 
 @dataclasses.dataclass
@@ -56,7 +56,8 @@ def _arrays(model, data):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _check_options(bound, split, time_limit, max_domains):
+def check_options(bound: str, split: str, time_limit: float, max_domains: int) -> None:
+    """InvalidInputError naming the first of `certify`'s search options that is not valid."""
     checks.choice("bound", bound, search.BOUNDS)
     checks.choice("split", split, search.SPLITS)
     if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not 0 <= time_limit < math.inf:
@@ -128,7 +129,7 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
         "outcomes" (an `Outcome` per ε), "seconds"}.
     """
     eps = eps_lib.values(eps_values)
-    _check_options(bound, split, time_limit, max_domains)
+    check_options(bound, split, time_limit, max_domains)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     outcomes = []
@@ -172,7 +173,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
     from tfdisc.evaluation.report import RobustnessReport  # evaluation sits below certification
 
     eps = eps_lib.values(eps_values)
-    _check_options(bound, split, time_limit, max_domains)
+    check_options(bound, split, time_limit, max_domains)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     attack = RobustnessReport(model, ("autoattack",), version=version, **report_options)

@@ -106,7 +106,7 @@ def _worst_margin_gradients(model, levels, label):
 
 
 SPLITS = ("pixels", "activations")
-MAX_DOMAINS = 20000  # parts of branch and bound per example when no budget is given: bounds the queue's memory
+MAX_DOMAINS = 20000  # parts of branch and bound per example when no budget is given: bounds its open parts' memory
 
 
 def branch_and_bound(model: tf.keras.Model, discretization: InputDiscretization, low: np.ndarray,

@@ -4,8 +4,7 @@ made by `tfdisc.certification.bracket`, written to `<runs>/certified/*.json` and
 import dataclasses
 import os
 
-from tfdisc import certification, checks, datasets, files, models
-from tfdisc.certification import search
+from tfdisc import certification, datasets, files, models
 from tfdisc.reporting.records import TrainedModel, load_records, read_run
 from tfdisc.types import EpsValues
 
@@ -29,8 +28,7 @@ class CertificationRecord(TrainedModel):
     max_domains: int = 0  # parts of branch and bound per survivor (0: no budget; records before it had none)
 
     def __post_init__(self):
-        checks.choice("bound", self.bound, search.BOUNDS)
-        checks.choice("split", self.split, search.SPLITS)
+        certification.check_options(self.bound, self.split, self.time_limit, self.max_domains)
 
 
 def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examples: int, output_dir: str, *,

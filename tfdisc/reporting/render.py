@@ -517,9 +517,9 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
         label = f"{_dataset_title(r.dataset)} {r.arch} {r.precision}{' + adv' if r.adv_train else ''} {r.input_bits}-bit"
         for i, e in enumerate(r.eps):
             decided = ", ".join(f"{m} {c}" for m, c in r.methods[i].items())
-            limits = " or ".join([f"{r.time_limit:g} s"] * bool(r.time_limit)
-                                 + [f"{r.max_domains} parts"] * bool(r.max_domains))
-            bound = r.bound + (f", branch and bound ({r.split}) ≤ {limits} an image" if limits else "")
+            limits = [f"{r.time_limit:g} s"] if r.time_limit else []
+            limits += [f"{r.max_domains} parts"] if r.max_domains else []
+            bound = r.bound + (f", branch and bound ({r.split}) ≤ {' or '.join(limits)} an image" if limits else "")
             subset = r.examples < presets.get(r.dataset).test_size
             parts.append(f"| {label} | `{r.run}` | {eps_lib.label(e, r.dataset)} | {r.examples} | "
                          f"{stats.measured(r.certified[i], r.examples, subset).text()} | "
