@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from certification_models import random_images, random_model
-from tfdisc import attacks, evaluation
+from tfdisc import attacks, evaluation, ops
 from tfdisc import certification as cert
 from tfdisc.certification import bounds, search
 from tfdisc.evaluation import discrete
@@ -44,6 +44,19 @@ def test_the_bracket_encloses_the_attacks(trained_2bit_fcn):
         assert found["certified"][i] <= report["worst_case"]["accuracy"][i]  # a lower bound holds against any attack
         assert found["gap"][i] == pytest.approx(found["attacked"][i] - found["certified"][i])
         assert found["attacked_examples"][i] <= len(y) * (1 - found["certified"][i]) + 1e-9
+        outcome = found["outcomes"][i]
+        exact = np.flatnonzero((outcome.status == "broken") & (outcome.method != "attack"))
+        assert sorted(outcome.counterexamples) == exact.tolist()  # the attacks' adversarial examples are not kept
+    assert found["units"] == [64, 64]
+    assert all(len(counts) == 2 and all(0 <= c <= 64 for c in counts) for counts in found["undecided"])
+
+
+def test_a_model_the_relaxations_do_not_cover_reports_no_undecided_units():
+    model = random_model("alexnet", "full", seed=1)
+    x = random_images("alexnet", 4, seed=1)
+    found = cert.certify(model, (x, np.argmax(model(tf.constant(x)), -1)), [0.02], bound="crown-refined",
+                         enumeration_limit=1)
+    assert found["units"] is None and found["undecided"] == [None]
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +94,21 @@ def test_a_budget_of_parts_alone_runs_branch_and_bound_and_repeats_its_verdicts(
     assert runs[0]["methods"][0].get("branch_and_bound", 0) > 0
     assert runs[0]["unknown"][0] < without["unknown"][0]
     np.testing.assert_array_equal(runs[0]["outcomes"][0].status, runs[1]["outcomes"][0].status)
+
+
+def test_every_exactly_broken_example_carries_a_misclassified_input_of_its_ball():
+    model = random_model("fcn2", "full", seed=4)
+    x = random_images("fcn2", 24, seed=4)
+    y = np.argmax(model(tf.constant(x)), -1)
+    y[:3] = (y[:3] + 1) % 4  # three examples misclassified before any attack
+    outcome = cert.certify(model, (x, y), [0.08], bound="crown", enumeration_limit=2**6, max_domains=200)["outcomes"][0]
+    broken = np.flatnonzero(outcome.status == "broken")
+    assert list(outcome.method[broken[:3]]) == ["clean"] * 3
+    assert {"enumeration", "branch_and_bound"} & set(outcome.method[broken[3:]]), "the test needs broken by search"
+    assert sorted(outcome.counterexamples) == broken.tolist()
+    discretization = bounds.discretization_layer(model)
+    low, high = (v.numpy() for v in bounds.level_box(discretization, x, 0.08))
+    for i, found in outcome.counterexamples.items():
+        seen = ops.discretize(tf.constant(found[None]), discretization.bits, discretization.mode).numpy()[0]
+        assert np.all(low[i] - 1e-6 <= seen) and np.all(seen <= high[i] + 1e-6)
+        assert np.argmax(model(found[None], training=False)) != y[i]

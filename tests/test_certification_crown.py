@@ -18,7 +18,7 @@ def test_margin_bounds_contain_every_sampled_point(precision, method):
     rng = np.random.default_rng(1)
     for eps in (0.05, 0.15, 0.4):
         low, high = bounds.level_box(discretization, x, eps)
-        found = search.margin_bounds(model, low, high, tf.constant(labels, tf.int32), method).numpy()
+        found = search.margin_bounds(model, low, high, tf.constant(labels, tf.int32), method)[0].numpy()
         lo, hi = low.numpy(), high.numpy()
         levels = np.rint((hi - lo) / step).astype(int) + 1
         for _ in range(60):
@@ -43,8 +43,8 @@ def test_optimized_slopes_never_loosen_the_refined_bounds_and_tighten_some(preci
     discretization = bounds.discretization_layer(model)
     low, high = bounds.level_box(discretization, random_images("fcn2", 16, seed=3), 0.15)
     labels = tf.constant(np.arange(16) % 4, tf.int32)
-    refined = search.margin_bounds(model, low, high, labels, "crown-refined").numpy()
-    optimized = search.margin_bounds(model, low, high, labels, "alpha-crown").numpy()
+    refined = search.margin_bounds(model, low, high, labels, "crown-refined")[0].numpy()
+    optimized = search.margin_bounds(model, low, high, labels, "alpha-crown")[0].numpy()
     assert np.all(optimized >= refined - 1e-9) and np.any(optimized > refined + 1e-6)
 
 
@@ -165,3 +165,37 @@ def test_the_minimizing_corner_attains_an_exact_bound():
         others = np.delete(np.arange(4), labels.numpy()[i])
         attained = logits[i, labels.numpy()[i]] - logits[i, others[worst[i]]]
         assert attained == pytest.approx(margins.numpy()[i, worst[i]], abs=1e-6)
+
+
+def _pre_activations(steps, x):
+    """Every activation step's input for the flat inputs `x`, by running the chain forward."""
+    found, v = {}, tf.constant(x, bounds.DTYPE)
+    for index, step in enumerate(steps):
+        if step[0] == "affine":
+            v = v @ step[1] + step[2]
+        else:
+            found[index] = v.numpy()
+            v = tf.nn.relu(v) if step[0] == "relu" else tf.cast(step[1](tf.cast(v, tf.float32)), bounds.DTYPE)
+    return found
+
+
+@pytest.mark.parametrize("precision", ["full", "bnn"])
+def test_undecided_units_count_every_unit_seen_on_both_sides_and_refinement_leaves_no_more(precision):
+    model = random_model("fcn2", precision, seed=9)
+    discretization = bounds.discretization_layer(model)
+    x, labels = random_images("fcn2", 8, seed=9), tf.constant(np.arange(8) % 4, tf.int32)
+    step, rng = bounds.level_step(discretization), np.random.default_rng(9)
+    steps, widths = crown.chain(model), search.activation_widths(model)
+    low, high = (v.numpy().reshape(8, -1) for v in bounds.level_box(discretization, x, 0.1))
+    plain = search.margin_bounds(model, low, high, labels, "crown")[1]
+    refined = search.margin_bounds(model, low, high, labels, "crown-refined")[1]
+    assert plain.shape == refined.shape == (8, len(widths)) and np.all(refined <= plain) and np.all(plain <= widths)
+    levels = np.rint((high - low) / step).astype(int) + 1
+    samples = [_pre_activations(steps, low + rng.integers(0, levels) * step) for _ in range(200)]
+    for column, index in enumerate(sorted(samples[0])):
+        values = np.stack([s[index] for s in samples])  # (samples, examples, units)
+        both_sides = np.sum(np.any(values < 0, 0) & np.any(values > 0, 0), -1)
+        assert np.all(both_sides <= refined[:, column])
+        assert np.any(both_sides > 0), "the test needs units that change side"
+    at_zero = search.margin_bounds(model, low, low, labels, "crown-refined")[1]
+    assert not np.any(at_zero)

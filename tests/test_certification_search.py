@@ -151,3 +151,4 @@ def test_a_box_too_large_to_count_counts_as_infinite_without_a_warning():
         warnings.simplefilter("error")
         assert search.input_count(discretization, low, high) == float("inf")
     assert search.input_count(discretization, low[:1, :2], high[:1, :2]) == 256**2
+

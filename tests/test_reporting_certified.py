@@ -30,16 +30,25 @@ def test_a_run_is_bracketed_recorded_and_shown_by_the_script(tmp_path):
 
 def _record_fields(**changes):
     fields = {f.name: 0 for f in dataclasses.fields(certified.CertificationRecord)}
-    return {**fields, "bound": "crown", "split": "pixels", **changes}
+    return {**fields, "bound": "crown", "split": "pixels", "eps": [0.1], "units": None, "undecided": None, **changes}
 
 
 def test_a_record_older_than_the_split_choice_and_the_budget_of_parts_reads_as_pixels_without_one(tmp_path):
     fields = _record_fields(split="activations")
-    del fields["split"], fields["max_domains"]
+    del fields["split"], fields["max_domains"], fields["units"], fields["undecided"]
     (tmp_path / "certified").mkdir()
     (tmp_path / "certified" / "x.json").write_text(json.dumps(fields))
     (loaded,) = certified.load_certification_records(tmp_path)
-    assert loaded.split == "pixels" and loaded.max_domains == 0
+    assert loaded.split == "pixels" and loaded.max_domains == 0 and loaded.undecided is None
+
+
+@pytest.mark.parametrize("units, undecided", [([600], [[700.0]]), ([600, 600], [[10.0]]), ([600], [[1.0], [2.0]]),
+                                              (None, [[1.0]]), ([600], [["many"]])])
+def test_undecided_units_that_do_not_fit_the_layers_or_the_eps_are_named(tmp_path, units, undecided):
+    (tmp_path / "certified").mkdir()
+    (tmp_path / "certified" / "x.json").write_text(json.dumps(_record_fields(units=units, undecided=undecided)))
+    with pytest.raises(RecordError, match="x.json: undecided must be None or, per ε, None or one count per activation"):
+        certified.load_certification_records(tmp_path)
 
 
 @pytest.mark.parametrize("field, value", [("bound", "milp"), ("split", "neurons")])
@@ -71,3 +80,14 @@ def test_a_file_that_is_no_certification_record_is_named(tmp_path):
     (tmp_path / "certified" / "x.json").write_text(json.dumps({"run": "x"}))
     with pytest.raises(RecordError, match="is not a certified record of scripts/certify.py"):
         certified.load_certification_records(tmp_path)
+
+
+@pytest.mark.parametrize("units, undecided, shown", [
+    ([600, 600], [[216.0, 545.5]], "| 216, 546 of 600 |"), ([600, 10], [[216.0, 3.0]], "| 216 of 600, 3 of 10 |"),
+    ([600, 600], [None], "| – |"), (None, None, "| – |")])
+def test_the_undecided_units_column_shows_the_median_per_layer_of_its_width(units, undecided, shown):
+    fields = _record_fields(run="m", dataset="mnist", arch="fcn2", precision="full", input_bits=2, examples=10,
+                            certified=[0.5], attacked=[0.6], gap=[0.1], methods=[{"crown": 5}],
+                            attacked_examples=[5], version="fast", units=units, undecided=undecided)
+    text = render.certified_section([certified.CertificationRecord(**fields)], render.ReportOptions())
+    assert "| undecided units |" in text and shown in text

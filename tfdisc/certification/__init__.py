@@ -35,10 +35,13 @@ __all__ = ["Outcome", "bounds", "bracket", "certify", "check_options", "crown", 
 
 @dataclasses.dataclass
 class Outcome:
-    """Per example at one ε: "certified", "broken" or "unknown", and what decided it."""
+    """Per example at one ε: "certified", "broken" or "unknown", what decided it and, for an example broken by the
+    clean check, enumeration or branch and bound, the input of its ball the model misclassifies (an attack's
+    adversarial examples are not kept: `bracket`'s "attack" verdicts come from the attack report)."""
 
     status: np.ndarray  # str, one per example
     method: np.ndarray  # "clean", "ibp", "crown", "enumeration", "branch_and_bound", "attack", "" (unknown)
+    counterexamples: dict = dataclasses.field(default_factory=dict)  # {example index: misclassified input}
 
     def share(self, status: str) -> float:
         return float(np.mean(self.status == status)) if len(self.status) else 0.0
@@ -68,7 +71,9 @@ def check_options(bound: str, split: str, time_limit: float, max_domains: int) -
 
 
 def _decide_by_bounds(model, x, y, eps, methods):
-    """status and method arrays after the clean check and the bounds in `methods`, in order."""
+    """status and method arrays after the clean check and the bounds in `methods`, in order, the level boxes, per
+    example the units of each activation the last method leaves undecided (NaN where it did not run), and the
+    misclassified clean examples as counterexamples ({index: x})."""
     discretization = bounds.discretization_layer(model)
     n = len(y)
     status, method = np.full(n, "unknown", object), np.full(n, "", object)
@@ -77,31 +82,54 @@ def _decide_by_bounds(model, x, y, eps, methods):
     status[wrong], method[wrong] = "broken", "clean"
     low, high = bounds.level_box(discretization, x, eps)
     scale = 1.0 + np.max(np.abs(logits), axis=-1)
+    undecided = np.full((n, len(search.activation_widths(model) or [])), np.nan)
     for name in methods:
         todo = np.flatnonzero(status == "unknown")
         if not todo.size:
             break
         labels = tf.constant(y[todo], tf.int32)
-        found = search.margin_bounds(model, tf.gather(low, todo), tf.gather(high, todo), labels, name).numpy()
-        done = np.all(found > bounds.MARGIN_SLACK * scale[todo, None], axis=-1)
+        found, units = search.margin_bounds(model, tf.gather(low, todo), tf.gather(high, todo), labels, name)
+        done = np.all(found.numpy() > bounds.MARGIN_SLACK * scale[todo, None], axis=-1)
         status[todo[done]], method[todo[done]] = "certified", name
-    return status, method, low.numpy(), high.numpy()
+        if units is not None:
+            undecided[todo] = units
+    return status, method, low.numpy(), high.numpy(), undecided, {int(i): x[i] for i in np.flatnonzero(wrong)}
 
 
-def _decide_exactly(model, low, high, y, status, method, todo, *, enumeration_limit, time_limit, max_domains, bound,
-                    split):
+def _median_undecided(undecided, status):
+    """Per activation, the median of the undecided units over the examples the bounds leave unknown (None if none)."""
+    left = undecided[status == "unknown"]
+    if not left.size or np.isnan(left).any():
+        return None
+    return [float(v) for v in np.median(left, 0)]
+
+
+def _decide_exactly(model, low, high, y, status, method, counterexamples, todo, *, enumeration_limit, time_limit,
+                    max_domains, bound, split):
     """Enumerate the small boxes of `todo` and branch and bound the rest (if a limit is set), in place."""
     discretization = bounds.discretization_layer(model)
     for i in todo:
         if search.input_count(discretization, low[i], high[i]) <= enumeration_limit:
-            robust, _ = search.enumerate_box(model, discretization, low[i], high[i], y[i])
+            robust, found = search.enumerate_box(model, discretization, low[i], high[i], y[i])
             status[i], method[i] = ("certified" if robust else "broken"), "enumeration"
         elif time_limit > 0 or max_domains > 0:
-            found, _ = search.branch_and_bound(model, discretization, low[i], high[i], y[i], method=bound,
-                                               split=split, time_limit=time_limit or math.inf,
-                                               max_domains=max_domains or search.MAX_DOMAINS)
-            if found != "unknown":
-                status[i], method[i] = found, "branch_and_bound"
+            verdict, found = search.branch_and_bound(model, discretization, low[i], high[i], y[i], method=bound,
+                                                     split=split, time_limit=time_limit or math.inf,
+                                                     max_domains=max_domains or search.MAX_DOMAINS)
+            if verdict == "unknown":
+                continue
+            status[i], method[i] = verdict, "branch_and_bound"
+        else:
+            continue
+        if found is not None:
+            counterexamples[int(i)] = found
+
+
+def _decided_by_bounds(model, x, y, eps, methods):
+    """`_decide_by_bounds` over batches of 1000 examples, joined."""
+    parts = [_decide_by_bounds(model, x[i:i + 1000], y[i:i + 1000], eps, methods) for i in range(0, len(y), 1000)]
+    counterexamples = {start + i: v for start, p in zip(range(0, len(y), 1000), parts) for i, v in p[5].items()}
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(5)) + (counterexamples,)
 
 
 def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: str = "crown-refined",
@@ -126,33 +154,32 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
 
     # Returns
         {"eps", "examples", "certified", "broken", "unknown" (shares per ε), "methods" ({method: count} per ε),
-        "outcomes" (an `Outcome` per ε), "seconds"}.
+        "undecided" (per ε, the median over the examples the bounds leave of how many units of each activation the
+        tightest bound leaves undecided, or None), "units" (each activation's units, None for models the linear
+        relaxations do not cover), "outcomes" (an `Outcome` per ε), "seconds"}.
     """
     eps = eps_lib.values(eps_values)
     check_options(bound, split, time_limit, max_domains)
     start = time.perf_counter()
     x, y = _arrays(model, data)
-    outcomes = []
+    outcomes, undecided = [], []
     methods = search.BOUNDS[:search.BOUNDS.index(bound) + 1]
     for e in eps:
-        status, method, low, high = [], [], [], []
-        for i in range(0, len(y), 1000):
-            s, m, lo, hi = _decide_by_bounds(model, x[i:i + 1000], y[i:i + 1000], e, methods)
-            status.append(s), method.append(m), low.append(lo), high.append(hi)
-        status, method = np.concatenate(status), np.concatenate(method)
-        low, high = np.concatenate(low), np.concatenate(high)
-        _decide_exactly(model, low, high, y, status, method, np.flatnonzero(status == "unknown"),
+        status, method, low, high, units, counterexamples = _decided_by_bounds(model, x, y, e, methods)
+        undecided.append(_median_undecided(units, status))
+        _decide_exactly(model, low, high, y, status, method, counterexamples, np.flatnonzero(status == "unknown"),
                         enumeration_limit=enumeration_limit, time_limit=time_limit, max_domains=max_domains,
                         bound=bound, split=split)
-        outcomes.append(Outcome(status, method))
-    return _summary(eps, outcomes, len(y), time.perf_counter() - start)
+        outcomes.append(Outcome(status, method, counterexamples))
+    return _summary(model, eps, outcomes, undecided, len(y), time.perf_counter() - start)
 
 
-def _summary(eps, outcomes, examples, seconds):
+def _summary(model, eps, outcomes, undecided, examples, seconds):
     return {"eps": eps, "examples": examples,
             **{s: [o.share(s) for o in outcomes] for s in STATUSES},
             "methods": [{m: int(np.sum(o.method == m)) for m in sorted(set(o.method)) if m} for o in outcomes],
-            "outcomes": outcomes, "seconds": seconds}
+            "undecided": undecided, "units": search.activation_widths(model), "outcomes": outcomes,
+            "seconds": seconds}
 
 
 def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version: str = "standard+discrete",
@@ -168,7 +195,8 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
 
     # Returns
         {"eps", "examples", "certified" (lower bound), "attacked" (upper bound: certified plus the attacks'
-        uncertified survivors), "gap", "attacked_examples" (how many the attacks ran on), "methods", "seconds"}.
+        uncertified survivors), "gap", "attacked_examples" (how many the attacks ran on), "methods", "undecided",
+        "units", "seconds"}.
     """
     from tfdisc.evaluation.report import RobustnessReport  # evaluation sits below certification
 
@@ -178,24 +206,24 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
     x, y = _arrays(model, data)
     attack = RobustnessReport(model, ("autoattack",), version=version, **report_options)
     methods = search.BOUNDS[:search.BOUNDS.index(bound) + 1]
-    outcomes, attacked = [], []
+    outcomes, attacked, undecided = [], [], []
     for e in eps:
-        parts = [_decide_by_bounds(model, x[i:i + 1000], y[i:i + 1000], e, methods) for i in range(0, len(y), 1000)]
-        status, method, low, high = (np.concatenate([p[k] for p in parts]) for k in range(4))
+        status, method, low, high, units, counterexamples = _decided_by_bounds(model, x, y, e, methods)
+        undecided.append(_median_undecided(units, status))
         small = [i for i in np.flatnonzero(status == "unknown")
                  if search.input_count(bounds.discretization_layer(model), low[i], high[i]) <= enumeration_limit]
-        _decide_exactly(model, low, high, y, status, method, small, enumeration_limit=enumeration_limit,
-                        time_limit=0.0, max_domains=0, bound=bound, split=split)
+        _decide_exactly(model, low, high, y, status, method, counterexamples, small,
+                        enumeration_limit=enumeration_limit, time_limit=0.0, max_domains=0, bound=bound, split=split)
         todo = np.flatnonzero(status == "unknown")
         attacked.append(int(todo.size))
         if todo.size:
             report = attack((x[todo], y[todo]), [e], survivors=True)
             broken = todo[~report["survivors"][0]]
             status[broken], method[broken] = "broken", "attack"
-        _decide_exactly(model, low, high, y, status, method, np.flatnonzero(status == "unknown"),
+        _decide_exactly(model, low, high, y, status, method, counterexamples, np.flatnonzero(status == "unknown"),
                         enumeration_limit=0, time_limit=time_limit, max_domains=max_domains, bound=bound, split=split)
-        outcomes.append(Outcome(status, method))
-    summary = _summary(eps, outcomes, len(y), time.perf_counter() - start)
+        outcomes.append(Outcome(status, method, counterexamples))
+    summary = _summary(model, eps, outcomes, undecided, len(y), time.perf_counter() - start)
     summary["attacked"] = [o.share("certified") + o.share("unknown") for o in outcomes]
     summary["gap"] = [o.share("unknown") for o in outcomes]
     summary["attacked_examples"] = attacked

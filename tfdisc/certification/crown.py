@@ -217,6 +217,14 @@ def _unstable(activation, low, high, fixed=None):
     return unstable if fixed is None else unstable & (fixed == 0)
 
 
+def undecided_units(steps: list[tuple], pre_bounds: dict, fixed: dict | None = None) -> tf.Tensor:
+    """(batch, activations): per activation step of `pre_bounds`, in order, how many of its units the bounds leave
+    undecided (a ReLU across 0, a sign not fixed), the units whose relaxation loosens the bound."""
+    fixed = fixed or {}
+    return tf.stack([tf.reduce_sum(tf.cast(_unstable(steps[k], *pre_bounds[k], fixed.get(k)), tf.int32), -1)
+                     for k in sorted(pre_bounds)], -1)
+
+
 def _refined(steps, index, found, box, low, high, fixed):
     """[low, high] of affine step `index`'s outputs, each unstable one (for the activation after it) tightened by a
     backward pass of its own. A stable unit's relaxation is exact whatever its bounds, so only the unstable units

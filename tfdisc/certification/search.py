@@ -64,14 +64,15 @@ def _relaxation_options(method):
 
 
 def margin_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels: tf.Tensor,
-                  method: str) -> tf.Tensor:
+                  method: str) -> tuple[tf.Tensor, np.ndarray | None]:
     """Lower bounds of every other-class margin, by `method`: "ibp", "crown" (intermediate bounds by IBP),
     "crown-refined" (each intermediate bound by a backward pass of its own) or "alpha-crown" (then the final pass's
     relaxation slopes optimized, `SLOPE_ITERATIONS` steps); the linear relaxations fall back to IBP on models they do
-    not cover (convolutions, residual additions)."""
+    not cover (convolutions, residual additions). Also, for the linear relaxations (else None), how many units of each
+    activation they leave undecided per example ((batch, activations), `crown.undecided_units`)."""
     steps = _chain_or_none(model, method)
     if steps is None:
-        return ibp.margin_lower_bounds(model, low, high, labels)
+        return ibp.margin_lower_bounds(model, low, high, labels), None
     flat_low, flat_high = (tf.reshape(v, [tf.shape(v)[0], -1]) for v in (low, high))
     # A backward pass holds (examples × rows × units) coefficients and the free-pixel chain (examples × free pixels
     # × units) first-layer rows: batches that fit in about 1 GiB.
@@ -79,9 +80,23 @@ def margin_bounds(model: tf.keras.Model, low: tf.Tensor, high: tf.Tensor, labels
     free = max(0, int(tf.reduce_max(tf.reduce_sum(tf.cast(flat_high > flat_low, tf.int32), -1))))
     options = _relaxation_options(method)
     size = max(1, 2**30 // (8 * units * (4 * (units if options["refine"] else 16) + free)))
-    return tf.concat([crown.chain_margin_bounds(steps, flat_low[i:i + size], flat_high[i:i + size],
-                                                labels[i:i + size], iterations=SLOPE_ITERATIONS, **options)[0]
-                      for i in range(0, int(tf.shape(low)[0]), size)], 0)
+    margins, undecided = [], []
+    for i in range(0, int(tf.shape(low)[0]), size):
+        found, pre_bounds = crown.chain_margin_bounds(steps, flat_low[i:i + size], flat_high[i:i + size],
+                                                      labels[i:i + size], iterations=SLOPE_ITERATIONS, **options)
+        margins.append(found)
+        undecided.append(crown.undecided_units(steps, pre_bounds).numpy())
+    return tf.concat(margins, 0), np.concatenate(undecided)
+
+
+def activation_widths(model: tf.keras.Model) -> list[int] | None:
+    """The units of each activation a linear relaxation covers, in order (the columns of `margin_bounds`'s undecided
+    counts), or None for a model the relaxations do not cover."""
+    steps = _chain_or_none(model, "crown")
+    if steps is None:
+        return None
+    return [int(steps[k - 1][1].shape[-1]) if k else int(steps[1][1].shape[0])  # a first activation sees pixels
+            for k, step in enumerate(steps) if step[0] != "affine"]
 
 
 def _chain_or_none(model, method):

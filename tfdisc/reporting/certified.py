@@ -26,9 +26,25 @@ class CertificationRecord(TrainedModel):
     time_limit: float  # seconds of branch and bound per survivor of the attacks (0: none)
     split: str = "pixels"  # what branch and bound splits (records made before the choice existed split pixels)
     max_domains: int = 0  # parts of branch and bound per survivor (0: no budget; records before it had none)
+    units: list | None = None  # each activation's units (None: not a dense chain, or a record from before)
+    undecided: list | None = None  # per ε, the median undecided units per activation where the bounds left examples
 
     def __post_init__(self):
         certification.check_options(self.bound, self.split, self.time_limit, self.max_domains)
+        if not _counts_fit(self.units, self.undecided, len(self.eps)):
+            raise ValueError(f"undecided must be None or, per ε, None or one count per activation of units "
+                             f"{self.units!r}, each between 0 and its units; got {self.undecided!r}.")
+
+
+def _counts_fit(units, undecided, eps_count):
+    """Whether `undecided` holds per ε None or a count within each activation's `units`."""
+    if undecided is None:
+        return True
+    if not isinstance(units, list) or not isinstance(undecided, list) or len(undecided) != eps_count:
+        return False
+    return all(counts is None or (isinstance(counts, list) and len(counts) == len(units)
+                                  and all(isinstance(c, (int, float)) and 0 <= c <= u for c, u in zip(counts, units)))
+               for counts in undecided)
 
 
 def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examples: int, output_dir: str, *,
@@ -46,7 +62,8 @@ def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examp
                                  certified=found["certified"], attacked=found["attacked"], gap=found["gap"],
                                  methods=found["methods"], attacked_examples=found["attacked_examples"],
                                  version=version, bound=bound, seconds=found["seconds"],
-                                 time_limit=time_limit, split=split, max_domains=max_domains)
+                                 time_limit=time_limit, split=split, max_domains=max_domains,
+                                 units=found["units"], undecided=found["undecided"])
     files.write_json_atomic(os.path.join(output_dir, f"{result.run}.json"), dataclasses.asdict(result))
     return result
 

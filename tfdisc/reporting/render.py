@@ -508,10 +508,12 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
              "survivors for the seconds or parts (boxes it bounds) an image the bound column states, and what is "
              "left is unknown. The true "
              "robust accuracy lies in [certified, attacked]; each end carries its 95% interval (Wilson). Models "
-             "retrained for this from the same seeds reproduce the committed runs' records exactly.", "",
-             "| model | run | ε | images | certified | attacked | gap | bound | decided by | attacks ran on "
-             "| seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "retrained for this from the same seeds reproduce the committed runs' records exactly. \"Undecided "
+             "units\" is, over the images the bounds leave, the median number of ReLU or sign units per hidden "
+             "layer whose side the bound column's relaxation cannot fix: each one loosens the bound.", "",
+             "| model | run | ε | images | certified | attacked | gap | bound | undecided units | decided by "
+             "| attacks ran on | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(certification_records, key=lambda r: (r.dataset, r.arch, r.precision != "full", r.precision,
                                                          r.adv_train, r.input_bits)):
         label = f"{_dataset_title(r.dataset)} {r.arch} {r.precision}{' + adv' if r.adv_train else ''} {r.input_bits}-bit"
@@ -524,8 +526,20 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
             parts.append(f"| {label} | `{r.run}` | {eps_lib.label(e, r.dataset)} | {r.examples} | "
                          f"{stats.measured(r.certified[i], r.examples, subset).text()} | "
                          f"{stats.measured(r.attacked[i], r.examples, subset).text()} | {100 * r.gap[i]:.1f} | "
-                         f"{bound} | {decided} | {r.attacked_examples[i]} ({r.version}) | {r.seconds:.0f} |")
+                         f"{bound} | {_undecided_text(r, i)} | {decided} | {r.attacked_examples[i]} ({r.version}) | "
+                         f"{r.seconds:.0f} |")
     return "\n".join(parts + [""])
+
+
+def _undecided_text(record: certified_lib.CertificationRecord, index: int) -> str:
+    """"216, 323 of 600" (one width) or "216 of 600, 12 of 10": the median undecided units per activation at ε
+    number `index`, or "–" where the record has none."""
+    counts = record.undecided[index] if record.undecided else None
+    if counts is None:
+        return "–"
+    if len(set(record.units)) == 1:
+        return f"{', '.join(f'{c:.0f}' for c in counts)} of {record.units[0]}"
+    return ", ".join(f"{c:.0f} of {u}" for c, u in zip(counts, record.units))
 
 
 def report(records: list[RunRecord], study: list, evaluations: list[dict], analyses: dict,
