@@ -43,7 +43,8 @@ def test_a_record_older_than_the_split_choice_and_the_budget_of_parts_reads_as_p
 
 
 @pytest.mark.parametrize("units, undecided", [([600], [[700.0]]), ([600, 600], [[10.0]]), ([600], [[1.0], [2.0]]),
-                                              (None, [[1.0]]), ([600], [["many"]])])
+                                              (None, [[1.0]]), ([600], [["many"]]), ([600], [[True]]),
+                                              (["600"], None), ([[600]], [[1.0]])])
 def test_undecided_units_that_do_not_fit_the_layers_or_the_eps_are_named(tmp_path, units, undecided):
     (tmp_path / "certified").mkdir()
     (tmp_path / "certified" / "x.json").write_text(json.dumps(_record_fields(units=units, undecided=undecided)))

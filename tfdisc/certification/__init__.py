@@ -70,7 +70,7 @@ def check_options(bound: str, split: str, time_limit: float, max_domains: int) -
         raise checks.InvalidInputError(f"max_domains must be an int ≥ 0 (0: no budget of parts); got {max_domains!r}.")
 
 
-def _decide_by_bounds(model, x, y, eps, methods):
+def _decide_by_bounds(model, x, y, eps, methods, activations):
     """status and method arrays after the clean check and the bounds in `methods`, in order, the level boxes, per
     example the units of each activation the last method leaves undecided (NaN where it did not run), and the
     misclassified clean examples as counterexamples ({index: x})."""
@@ -82,7 +82,7 @@ def _decide_by_bounds(model, x, y, eps, methods):
     status[wrong], method[wrong] = "broken", "clean"
     low, high = bounds.level_box(discretization, x, eps)
     scale = 1.0 + np.max(np.abs(logits), axis=-1)
-    undecided = np.full((n, len(search.activation_widths(model) or [])), np.nan)
+    undecided = np.full((n, activations), np.nan)
     for name in methods:
         todo = np.flatnonzero(status == "unknown")
         if not todo.size:
@@ -111,23 +111,24 @@ def _decide_exactly(model, low, high, y, status, method, counterexamples, todo, 
     for i in todo:
         if search.input_count(discretization, low[i], high[i]) <= enumeration_limit:
             robust, found = search.enumerate_box(model, discretization, low[i], high[i], y[i])
-            status[i], method[i] = ("certified" if robust else "broken"), "enumeration"
+            verdict, how = ("certified" if robust else "broken"), "enumeration"
         elif time_limit > 0 or max_domains > 0:
             verdict, found = search.branch_and_bound(model, discretization, low[i], high[i], y[i], method=bound,
                                                      split=split, time_limit=time_limit or math.inf,
                                                      max_domains=max_domains or search.MAX_DOMAINS)
-            if verdict == "unknown":
-                continue
-            status[i], method[i] = verdict, "branch_and_bound"
+            how = "branch_and_bound"
         else:
             continue
+        if verdict != "unknown":
+            status[i], method[i] = verdict, how
         if found is not None:
             counterexamples[int(i)] = found
 
 
-def _decided_by_bounds(model, x, y, eps, methods):
-    """`_decide_by_bounds` over batches of 1000 examples, joined."""
-    parts = [_decide_by_bounds(model, x[i:i + 1000], y[i:i + 1000], eps, methods) for i in range(0, len(y), 1000)]
+def _decided_by_bounds(model, x, y, eps, methods, widths):
+    """`_decide_by_bounds` over batches of 1000 examples, joined; `widths` the model's `search.activation_widths`."""
+    parts = [_decide_by_bounds(model, x[i:i + 1000], y[i:i + 1000], eps, methods, len(widths or []))
+             for i in range(0, len(y), 1000)]
     counterexamples = {start + i: v for start, p in zip(range(0, len(y), 1000), parts) for i, v in p[5].items()}
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(5)) + (counterexamples,)
 
@@ -164,21 +165,22 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
     x, y = _arrays(model, data)
     outcomes, undecided = [], []
     methods = search.BOUNDS[:search.BOUNDS.index(bound) + 1]
+    widths = search.activation_widths(model)
     for e in eps:
-        status, method, low, high, units, counterexamples = _decided_by_bounds(model, x, y, e, methods)
+        status, method, low, high, units, counterexamples = _decided_by_bounds(model, x, y, e, methods, widths)
         undecided.append(_median_undecided(units, status))
         _decide_exactly(model, low, high, y, status, method, counterexamples, np.flatnonzero(status == "unknown"),
                         enumeration_limit=enumeration_limit, time_limit=time_limit, max_domains=max_domains,
                         bound=bound, split=split)
         outcomes.append(Outcome(status, method, counterexamples))
-    return _summary(model, eps, outcomes, undecided, len(y), time.perf_counter() - start)
+    return _summary(eps, outcomes, undecided, widths, len(y), time.perf_counter() - start)
 
 
-def _summary(model, eps, outcomes, undecided, examples, seconds):
+def _summary(eps, outcomes, undecided, widths, examples, seconds):
     return {"eps": eps, "examples": examples,
             **{s: [o.share(s) for o in outcomes] for s in STATUSES},
             "methods": [{m: int(np.sum(o.method == m)) for m in sorted(set(o.method)) if m} for o in outcomes],
-            "undecided": undecided, "units": search.activation_widths(model), "outcomes": outcomes,
+            "undecided": undecided, "units": widths, "outcomes": outcomes,
             "seconds": seconds}
 
 
@@ -205,13 +207,15 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
     start = time.perf_counter()
     x, y = _arrays(model, data)
     attack = RobustnessReport(model, ("autoattack",), version=version, **report_options)
+    discretization = bounds.discretization_layer(model)
     methods = search.BOUNDS[:search.BOUNDS.index(bound) + 1]
+    widths = search.activation_widths(model)
     outcomes, attacked, undecided = [], [], []
     for e in eps:
-        status, method, low, high, units, counterexamples = _decided_by_bounds(model, x, y, e, methods)
+        status, method, low, high, units, counterexamples = _decided_by_bounds(model, x, y, e, methods, widths)
         undecided.append(_median_undecided(units, status))
         small = [i for i in np.flatnonzero(status == "unknown")
-                 if search.input_count(bounds.discretization_layer(model), low[i], high[i]) <= enumeration_limit]
+                 if search.input_count(discretization, low[i], high[i]) <= enumeration_limit]
         _decide_exactly(model, low, high, y, status, method, counterexamples, small,
                         enumeration_limit=enumeration_limit, time_limit=0.0, max_domains=0, bound=bound, split=split)
         todo = np.flatnonzero(status == "unknown")
@@ -223,7 +227,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
         _decide_exactly(model, low, high, y, status, method, counterexamples, np.flatnonzero(status == "unknown"),
                         enumeration_limit=0, time_limit=time_limit, max_domains=max_domains, bound=bound, split=split)
         outcomes.append(Outcome(status, method, counterexamples))
-    summary = _summary(model, eps, outcomes, undecided, len(y), time.perf_counter() - start)
+    summary = _summary(eps, outcomes, undecided, widths, len(y), time.perf_counter() - start)
     summary["attacked"] = [o.share("certified") + o.share("unknown") for o in outcomes]
     summary["gap"] = [o.share("unknown") for o in outcomes]
     summary["attacked_examples"] = attacked

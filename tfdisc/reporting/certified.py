@@ -37,13 +37,19 @@ class CertificationRecord(TrainedModel):
 
 
 def _counts_fit(units, undecided, eps_count):
-    """Whether `undecided` holds per ε None or a count within each activation's `units`."""
+    """Whether `units` is None or a list of positive ints, and `undecided` None or, per ε, None or a count within
+    each activation's units."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if units is not None and not (isinstance(units, list) and all(number(u) and int(u) == u >= 1 for u in units)):
+        return False
     if undecided is None:
         return True
-    if not isinstance(units, list) or not isinstance(undecided, list) or len(undecided) != eps_count:
+    if units is None or not isinstance(undecided, list) or len(undecided) != eps_count:
         return False
     return all(counts is None or (isinstance(counts, list) and len(counts) == len(units)
-                                  and all(isinstance(c, (int, float)) and 0 <= c <= u for c, u in zip(counts, units)))
+                                  and all(number(c) and 0 <= c <= u for c, u in zip(counts, units)))
                for counts in undecided)
 
 
