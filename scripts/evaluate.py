@@ -11,7 +11,12 @@
 through its interpreter and by FGSM, PGD and APGD-CE crafted on its Keras twin, and reported beside
 the twin (`tfdisc.deployed`), with a loud warning wherever it is less robust. --test_examples with
 --subset=first evaluates the first N test images (as other tools report), with --subset=random a
-fixed random subset (seed 0).
+fixed random subset (seed 0). --certify=<bound> first certifies what it can (`tfdisc.certification`, for models
+that begin with an InputDiscretization), attacks only the rest, and reports the certified accuracy (a lower
+bound) and the gap to the worst case beside the attacks:
+
+    python scripts/evaluate.py --model=runs/mnist_fcn2_full_2b_s0 --dataset=mnist --data_dir=../shared/data \
+        --attacks=fgsm,pgd,autoattack --eps=0.05,0.1 --certify=crown-refined
 """
 
 import os
@@ -22,6 +27,7 @@ from absl import flags
 
 from tfdisc import cli, datasets, deployed, evaluation, export, files, models, plotting, presets
 from tfdisc import eps as eps_lib
+from tfdisc.certification import search
 
 GROUP = "evaluation"
 cli.flag(GROUP, flags.DEFINE_string, "model", None, "Run directory, SavedModel, or a .tflite flatbuffer "
@@ -36,6 +42,8 @@ cli.flag(GROUP, flags.DEFINE_string, "eps", None, "Comma list of eps (fractions 
 cli.flag(GROUP, flags.DEFINE_integer, "seed", 0, "Seed of the random attacks.")
 cli.flag(GROUP, flags.DEFINE_bool, "jit_compile", False, "Compute the iterative attacks' examples with XLA (faster on "
          "FCN2-BNN, not on FCN1-BNN: benchmarks/cpu_report_xla_*.md); survival is scored without XLA.")
+cli.flag(GROUP, flags.DEFINE_enum, "certify", None, list(search.BOUNDS), "Certify with this tightest bound first "
+         "and attack only what it leaves; reports the certified accuracy (a lower bound) and the gap.")
 cli.flag(GROUP, flags.DEFINE_string, "output", None, "Write the report here as JSON (and a PNG beside it).")
 cli.define_attack_flags(evaluation.DEFAULT_ATTACKS)
 FLAGS = flags.FLAGS
@@ -58,7 +66,7 @@ def evaluate() -> dict:
         model, _test_data(), _eps(), FLAGS.attacks, surrogate, version=FLAGS.autoattack_version,
         pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts, square_queries=FLAGS.square_queries,
         large_eps=presets.get(FLAGS.dataset).large_eps, seed=FLAGS.seed, gradient=FLAGS.gradient,
-        jit_compile=FLAGS.jit_compile)
+        jit_compile=FLAGS.jit_compile, certify=FLAGS.certify)
     report.update(model=FLAGS.model, surrogate=FLAGS.surrogate, dataset=FLAGS.dataset, name=model.name,
                   subset=FLAGS.subset, command=shlex.join(["python", *sys.argv]))
     print(f"{report['name']} on the {report['subset']} {report['examples']} {FLAGS.dataset} test examples: "
@@ -69,6 +77,9 @@ def evaluate() -> dict:
 
 def evaluate_deployed() -> dict:
     """A flatbuffer beside its Keras twin (--surrogate, or the SavedModel next to the flatbuffer)."""
+    if FLAGS.certify:
+        raise ValueError("--certify bounds a Keras model, not a .tflite flatbuffer: give --model its run directory or "
+                         "SavedModel.")
     twin_path = FLAGS.surrogate or os.path.dirname(os.path.abspath(FLAGS.model))
     twin = models.load(twin_path, "--surrogate (the Keras twin of the flatbuffer)", trust=FLAGS.trust_model)
     runner = export.TFLiteModel(FLAGS.model)

@@ -112,3 +112,63 @@ def test_every_exactly_broken_example_carries_a_misclassified_input_of_its_ball(
         seen = ops.discretize(tf.constant(found[None]), discretization.bits, discretization.mode).numpy()[0]
         assert np.all(low[i] - 1e-6 <= seen) and np.all(seen <= high[i] + 1e-6)
         assert np.argmax(model(found[None], training=False)) != y[i]
+
+
+def test_a_certified_report_repeats_the_plain_report_and_attacks_only_what_is_left(trained_2bit_fcn):
+    model, (x, y) = trained_2bit_fcn
+    eps = [0.02, 0.05, 0.1]
+    plain = evaluation.RobustnessReport(model, ("fgsm",))((x, y), eps, survivors=True)
+    found = evaluation.robustness_report(model, (x, y), eps, attacks=("fgsm",), certify="crown-refined")
+    skipped = found["certification"]["skipped"]
+    assert 0 < skipped < len(y), "the test needs examples certified at every ε and examples left"
+    assert found["examples"] == len(y)
+    assert found["clean_accuracy"] == pytest.approx(plain["clean_accuracy"])
+    # FGSM is deterministic: a certified example survives it, so skipping it changes no accuracy.
+    np.testing.assert_allclose(found["attacks"]["fgsm"]["accuracy"], plain["attacks"]["fgsm"]["accuracy"])
+    np.testing.assert_allclose(found["worst_case"]["accuracy"], plain["worst_case"]["accuracy"])
+    alone = cert.certify(model, (x, y), eps, bound="crown-refined")
+    assert found["certified"]["accuracy"] == alone["certified"]
+    for i in range(len(eps)):
+        assert found["certified"]["accuracy"][i] <= found["worst_case"]["accuracy"][i]
+        assert found["gap"][i] == pytest.approx(found["worst_case"]["accuracy"][i] - found["certified"]["accuracy"][i])
+    assert all(c["check"] != "nonzero_gradients" or c["passed"] for c in found["checks"])
+    lines = evaluation.report_lines(found)
+    assert "certified" in lines[0] and "gap" in lines[0]
+    assert f"The attacks ran on the {len(y) - skipped} examples" in "\n".join(lines)
+    with_survivors = cert.certified_report(model, (x, y), eps, ("fgsm",), survivors=True)
+    np.testing.assert_array_equal(with_survivors["survivors"], plain["survivors"])
+
+
+def test_a_report_whose_examples_are_all_certified_runs_no_attack(trained_2bit_fcn):
+    model, (x, y) = trained_2bit_fcn
+    right = np.argmax(model(tf.constant(x), training=False), -1) == y
+    found = evaluation.robustness_report(model, (x[right], y[right]), [0.0], attacks=("fgsm", "autoattack"),
+                                         version="fast", certify="ibp")
+    assert found["certification"]["skipped"] == found["examples"] == right.sum()
+    assert found["certified"]["accuracy"] == [1.0] and found["worst_case"]["accuracy"] == [1.0]
+    assert found["attacks"]["autoattack"]["after"] == {"apgd-ce": [1.0], "apgd-dlr": [1.0]}
+    assert found["checks"] == [] and found["gap"] == [0.0]
+
+
+def test_an_attack_that_breaks_a_certified_example_is_reported_as_a_bug(trained_2bit_fcn, monkeypatch):
+    model, (x, y) = trained_2bit_fcn
+    real = cert.certify
+
+    def unsound(*args, **kwargs):  # nothing decided at ε=0, everything "certified" at ε=0.3
+        found = real(*args, **kwargs)
+        found["outcomes"][0].status[:], found["outcomes"][1].status[:] = "unknown", "certified"
+        return found
+
+    monkeypatch.setattr(cert, "certify", unsound)
+    with pytest.raises(RuntimeError, match=r"certified at ε=0.3 but an attack broke it: the certification is unsound"):
+        cert.certified_report(model, (x, y), [0.0, 0.3], ("fgsm",), bound="ibp")
+
+
+@pytest.mark.parametrize("certify, message", [
+    ("milp", "Unknown bound 'milp'"),
+    ("ibp", "has 0 InputDiscretization layers; certification needs exactly one")])
+def test_a_certified_report_names_what_it_cannot_do(certify, message):
+    model = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(28, 28, 1)), tf.keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match=message):
+        evaluation.robustness_report(model, (random_images("fcn2", 2), np.zeros(2, int)), [0.1], attacks=("fgsm",),
+                                     certify=certify)

@@ -46,6 +46,32 @@ def test_evaluate_writes_a_report_for_a_saved_model(tmp_path, mnist_small):
     assert not [line for line in result.stderr.splitlines() if line.startswith(("E0000", "W0000", "I0000"))]
 
 
+def test_evaluate_certifies_first_and_reports_the_bracket(tmp_path, mnist_small):
+    x, y, _, _ = mnist_small
+    tf.keras.utils.set_random_seed(0)
+    model = models.build_model("fcn2", width=32, depth=2, input_bits=2)
+    model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=100, verbose=0)
+    model.save(str(tmp_path / "model"))
+    output = tmp_path / "certified.json"
+    result = _script("evaluate.py", f"--model={tmp_path / 'model'}", f"--data_dir={require_data().parent}",
+                     "--test_examples=100", "--attacks=fgsm", "--eps=0.02,0.1", "--certify=crown-refined",
+                     f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert report["certification"]["bound"] == "crown-refined" and report["certification"]["skipped"] > 0
+    for certified, worst, gap in zip(report["certified"]["accuracy"], report["worst_case"]["accuracy"], report["gap"]):
+        assert certified <= worst and gap == pytest.approx(worst - certified)
+    assert "certified" in result.stdout.splitlines()[1] and "a lower bound" in result.stdout
+    assert output.with_suffix(".png").is_file()
+
+
+def test_evaluate_refuses_to_certify_a_flatbuffer(tmp_path):
+    result = _script("evaluate.py", f"--model={tmp_path / 'model.tflite'}", "--certify=ibp")
+    assert result.returncode == 1 and "error: --certify bounds a Keras model, not a .tflite flatbuffer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_evaluate_names_a_missing_model():
     result = _script("evaluate.py", "--model=/nonexistent")
     assert result.returncode != 0 and "error: --model: no SavedModel at /nonexistent" in result.stderr

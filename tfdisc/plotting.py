@@ -13,13 +13,16 @@ Curves = dict[str, tuple[Sequence[float], Sequence[float]]]
 
 
 def report_curves(report: dict, sweep: dict | None = None) -> Curves:
-    """{label: (eps, accuracy)} for a robustness report's attacks and worst case, after an optional FGSM sweep."""
+    """{label: (eps, accuracy)} for a robustness report's attacks, worst case and certified accuracy (if any), after
+    an optional FGSM sweep."""
     curves = {}
     if sweep is not None:
         curves[f"FGSM sweep ({sweep['gradient']} gradient)"] = (sweep["eps"], sweep["accuracy"])
     curves.update({f"{name} ({report['examples']} ex.)": (c["eps"], c["accuracy"])
                    for name, c in report["attacks"].items()})
     curves["worst case"] = (report["worst_case"]["eps"], report["worst_case"]["accuracy"])
+    if "certified" in report:
+        curves["certified (lower bound)"] = (report["certified"]["eps"], report["certified"]["accuracy"])
     return curves
 
 

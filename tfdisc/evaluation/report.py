@@ -165,7 +165,6 @@ class RobustnessReport:
         if self.model is not self._latent:
             sync_quantized_kernels(self._latent, self.model)
         totals, per_eps, batches, kept = np.zeros(5, np.int64), 0, 0, []
-        names = [name for name, _ in self._standalone] + [f"autoattack/{name}" for name, _ in self._stages]
         progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", chunk_size(data)[1])
         # One trace for any batch size and number of ε: calls below match this relaxed signature.
         self._batch_counts.get_concrete_function(*data.element_spec, tf.TensorSpec([None], tf.float32))
@@ -179,42 +178,57 @@ class RobustnessReport:
                 batches += 1
                 progress.update(batches)
         progress.update(batches, final=True)
-        clean, _, zero_gradient, saturated, examples = (int(t) for t in totals)
-        if examples == 0:
+        if totals[4] == 0:
             raise ValueError("The data holds no examples.")
-        accuracy = {name: (per_eps[:, i] / examples).tolist() for i, name in enumerate(names)}
+        kept = np.concatenate(kept, axis=1) if survivors else None
+        return self._result(eps, totals, per_eps, kept, progress.elapsed, large_eps=large_eps, tolerance=tolerance)
+
+    def empty_report(self, eps_values: EpsValues) -> dict:
+        """The report over no examples, as `__call__(..., survivors=True)` returns it: every share 0, no check run.
+        For callers that attack a subset that can be empty (`tfdisc.certification.certified_report`)."""
+        eps = eps_lib.values(eps_values)
+        columns = len(self._standalone) + len(self._stages) + 2
+        return self._result(eps, np.zeros(5, np.int64), np.zeros((len(eps), columns), np.int64),
+                            np.zeros((len(eps), 0), bool), 0.0, large_eps=None, tolerance=0.0)
+
+    def _result(self, eps, totals, per_eps, kept, seconds, *, large_eps, tolerance):
+        """The report's dict from the summed counts (`_counts`) and, if not None, the survivors per ε."""
+        clean, _, zero_gradient, saturated, examples = (int(t) for t in totals)
+        names = [name for name, _ in self._standalone] + [f"autoattack/{name}" for name, _ in self._stages]
+        accuracy = {name: (per_eps[:, i] / max(examples, 1)).tolist() for i, name in enumerate(names)}
         curves = {name: {"eps": eps, "accuracy": accuracy[name]} for name, _ in self._standalone}
         if self._stages:
             curves["autoattack"] = {"eps": eps, "accuracy": accuracy[names[-1]],
                                     "after": {name: accuracy[f"autoattack/{name}"] for name, _ in self._stages}}
         result = {
             "eps": eps,
-            "clean_accuracy": clean / examples,
+            "clean_accuracy": clean / max(examples, 1),
             "examples": examples,
             "gradient": discretization_gradient(self.model),
             "attacks": curves,
-            "worst_case": {"eps": eps, "accuracy": (per_eps[:, -2] / examples).tolist()},
+            "worst_case": {"eps": eps, "accuracy": (per_eps[:, -2] / max(examples, 1)).tolist()},
             "masking_examples": {"eps": eps, "count": per_eps[:, -1].tolist()},
             "zero_gradient_examples": zero_gradient,
             "saturated_loss_examples": saturated,
             "settings": self.settings,
         }
-        result["checks"] = masking.run_checks(result, large_eps=large_eps, chance=1 / self.num_classes,
-                                               tolerance=tolerance)
+        result["checks"] = (masking.run_checks(result, large_eps=large_eps, chance=1 / self.num_classes,
+                                               tolerance=tolerance) if examples else [])
         result["masking_suspected"] = not all(c["passed"] for c in result["checks"])
-        result["seconds"] = progress.elapsed
-        if survivors:  # per ε, which examples survived everything (clean included): for `tfdisc.certification`
-            result["survivors"] = np.concatenate(kept, axis=1) if kept else np.zeros((len(eps), 0), bool)
+        result["seconds"] = seconds
+        if kept is not None:  # per ε, which examples survived everything (clean included): for `tfdisc.certification`
+            result["survivors"] = kept
         return result
-
 
 
 def robustness_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
                       attacks: Sequence[str] = registry.DEFAULT, surrogate: tf.keras.Model | None = None, *,
                       version: str = "standard", pgd_steps: int = 20, pgd_restarts: int = 5, square_queries: int = 1000,
                       large_eps: float | None = None, tolerance: float = 0.01, seed: int = 0,
-                      gradient: str | None = None, jit_compile: bool = False) -> dict:
-    """`RobustnessReport(model, attacks, surrogate, ...)(data, eps_values)`: every attack, worst case, checks.
+                      gradient: str | None = None, jit_compile: bool = False, certify: str | None = None,
+                      enumeration_limit: int = 2**16) -> dict:
+    """`RobustnessReport(model, attacks, surrogate, ...)(data, eps_values)`: every attack, worst case, checks; with
+    `certify`, the certified accuracy beside them, the attacks running only on what certification leaves.
 
     # Arguments
         model: a Keras model that returns logits.
@@ -225,33 +239,53 @@ def robustness_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
         large_eps: an ε at which accuracy should be near chance (MNIST 0.5, CIFAR 32/255), for its check.
         tolerance: how far (accuracy share) an aggregate check may be off before it fails.
         gradient: how the model's input discretization passes gradients for this report ("identity", "zero").
+        certify: None, or the tightest bound of `tfdisc.certification.certify` ("ibp", "crown", "crown-refined",
+            "alpha-crown") for models that begin with an `InputDiscretization` (see
+            `tfdisc.certification.certified_report`).
+        enumeration_limit: with `certify`, evaluate every input of the level boxes that hold at most this many.
 
     # Returns
         {"eps", "clean_accuracy", "examples", "gradient", "attacks" ({name: {"eps", "accuracy"}}), "worst_case",
-        "checks", "masking_suspected", "settings", "seconds", ...}.
+        "checks", "masking_suspected", "settings", "seconds", ...}; with `certify` also "certified" ({"eps",
+        "accuracy"}: the lower bound), "gap" (worst case minus certified, per ε) and "certification".
     """
-    report = RobustnessReport(model, attacks, surrogate, version=version, pgd_steps=pgd_steps,
-                              pgd_restarts=pgd_restarts, square_queries=square_queries, seed=seed, gradient=gradient,
-                              jit_compile=jit_compile)
-    return report(data, eps_values, large_eps=large_eps, tolerance=tolerance)
+    options = dict(version=version, pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, square_queries=square_queries,
+                   seed=seed, gradient=gradient, jit_compile=jit_compile)
+    if certify is not None:
+        from tfdisc import certification  # certification builds on this module
+
+        return certification.certified_report(model, data, eps_values, attacks, surrogate, bound=certify,
+                                              enumeration_limit=enumeration_limit, large_eps=large_eps,
+                                              tolerance=tolerance, **options)
+    return RobustnessReport(model, attacks, surrogate, **options)(data, eps_values, large_eps=large_eps,
+                                                                  tolerance=tolerance)
 
 
 def report_lines(report: dict) -> list[str]:
     """A robustness report as text lines: accuracy per attack and ε with the worst case, then the checks."""
     names = list(report["attacks"])
+    certified = report.get("certified")
     lines = [f"{'eps':>8}" + "".join(f"  {n:>9}" for n in names) + "  worst case"
+             + ("  certified         gap" if certified else "")
              + f"   ({report['examples']} examples, {report['gradient']} gradient)"]
     for i, eps in enumerate(report["worst_case"]["eps"]):
         lines.append(f"{eps:8.4f}" + "".join(f"  {report['attacks'][n]['accuracy'][i]:9.4f}" for n in names)
-                     + f"  {report['worst_case']['accuracy'][i]:10.4f}")
+                     + f"  {report['worst_case']['accuracy'][i]:10.4f}"
+                     + (f"  {certified['accuracy'][i]:9.4f}  {report['gap'][i]:10.4f}" if certified else ""))
     cascade = report["attacks"].get("autoattack")
     if cascade:
         lines.append(f"  AutoAttack ({report['settings']['autoattack']['version']}), accuracy after each stage, each "
                      "on the previous one's survivors:")
         lines += [f"{eps:8.4f}  " + " → ".join(f"{name} {after[i]:.4f}" for name, after in cascade["after"].items())
                   for i, eps in enumerate(report["eps"])]
-    lines.append("  worst case: an example counts only if it is classified correctly clean and under every attack, so it "
-                 "can lie below each attack's own column (which also counts clean mistakes that an attack happens to "
-                 "fix).")
+    lines.append("  worst case: an example counts only if it is classified correctly clean and under every attack, so "
+                 "it can lie below each attack's own column (which also counts clean mistakes that an attack happens "
+                 "to fix).")
+    if certified:
+        bound = report["certification"]["bound"]
+        lines.append(f"  certified: the share no input of the ε-ball can misclassify ({bound} bounds and enumeration), "
+                     "a lower bound; gap: worst case minus certified. The attacks ran on the "
+                     f"{report['examples'] - report['certification']['skipped']} examples not certified at every ε, "
+                     "and the checks below on those.")
     lines += [f"  [{'pass' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}" for c in report["checks"]]
     return lines
