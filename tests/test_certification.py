@@ -76,13 +76,18 @@ def trained_2bit_fcn(mnist_small):
     ("time_limit", -1.0, "time_limit must be a finite number of seconds ≥ 0 .0: no time limit.; got -1.0"),
     ("time_limit", float("inf"), "time_limit must be a finite number of seconds"),
     ("max_domains", -5, "max_domains must be an int ≥ 0 .0: no budget of parts.; got -5"),
-    ("max_domains", 2.5, "max_domains must be an int")])
+    ("max_domains", 2.5, "max_domains must be an int"),
+    ("enumeration_limit", -1, "enumeration_limit must be an int ≥ 0 .0: no enumeration.; got -1"),
+    ("enumeration_limit", "2**16", "enumeration_limit must be an int")])
 def test_a_bad_option_is_named(option, value, message):
     data = (random_images("fcn2", 2), np.zeros(2, int))
     with pytest.raises(ValueError, match=message):
         cert.certify(random_model("fcn2", "full"), data, [0.1], **{option: value})
     with pytest.raises(ValueError, match=message):
         cert.bracket(random_model("fcn2", "full"), data, [0.1], **{option: value})
+    if option in ("bound", "enumeration_limit"):
+        with pytest.raises(ValueError, match=message):
+            cert.certified_report(random_model("fcn2", "full"), data, [0.1], ("fgsm",), **{option: value})
 
 
 def test_a_budget_of_parts_alone_runs_branch_and_bound_and_repeats_its_verdicts():

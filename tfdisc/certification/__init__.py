@@ -63,9 +63,13 @@ def _arrays(model, data):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def check_options(bound: str, split: str, time_limit: float, max_domains: int) -> None:
+def check_options(bound: str, split: str, time_limit: float, max_domains: int, enumeration_limit: int = 0) -> None:
     """InvalidInputError naming the first of `certify`'s search options that is not valid."""
     checks.choice("bound", bound, search.BOUNDS)
+    if (isinstance(enumeration_limit, bool) or not isinstance(enumeration_limit, numbers.Integral)
+            or enumeration_limit < 0):
+        raise checks.InvalidInputError(f"enumeration_limit must be an int ≥ 0 (0: no enumeration); got "
+                                       f"{enumeration_limit!r}.")
     checks.choice("split", split, search.SPLITS)
     if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not 0 <= time_limit < math.inf:
         raise checks.InvalidInputError(f"time_limit must be a finite number of seconds ≥ 0 (0: no time limit); got "
@@ -164,7 +168,7 @@ def certify(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, bound: 
         relaxations do not cover), "outcomes" (an `Outcome` per ε), "seconds"}.
     """
     eps = eps_lib.values(eps_values)
-    check_options(bound, split, time_limit, max_domains)
+    check_options(bound, split, time_limit, max_domains, enumeration_limit)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     outcomes, undecided = [], []
@@ -205,7 +209,7 @@ def bracket(model: tf.keras.Model, data: Data, eps_values: EpsValues, *, version
         "units", "seconds"}.
     """
     eps = eps_lib.values(eps_values)
-    check_options(bound, split, time_limit, max_domains)
+    check_options(bound, split, time_limit, max_domains, enumeration_limit)
     start = time.perf_counter()
     x, y = _arrays(model, data)
     attack = RobustnessReport(model, ("autoattack",), version=version, **report_options)
@@ -278,7 +282,7 @@ def certified_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
         no attack ran on, "seconds"}).
     """
     eps = eps_lib.values(eps_values)
-    check_options(bound, "pixels", 0.0, 0)
+    check_options(bound, "pixels", 0.0, 0, enumeration_limit)
     attack = RobustnessReport(model, attacks, surrogate, **report_options)
     x, y = _arrays(model, data)
     found = certify(model, (x, y), eps, bound=bound, enumeration_limit=enumeration_limit)
