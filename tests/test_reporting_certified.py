@@ -15,10 +15,11 @@ from tfdisc.reporting.records import RecordError
 @pytest.mark.slow
 def test_a_run_is_bracketed_recorded_and_shown_by_the_script(tmp_path):
     run_dir = tiny_mnist_run(tmp_path, 1000)
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "certify.py"), f"--runs={run_dir.parent}",
-                             f"--data_dir={require_data().parent}", f"--output_dir={tmp_path}", "--eps=0.02,0.05",
-                             "--test_examples=40", "--bound=crown", "--version=fast", "--time_limit=0.5",
-                             "--max_domains=64", "--split=activations"], capture_output=True, text=True)
+    command = [sys.executable, str(ROOT / "scripts" / "certify.py"), f"--runs={run_dir.parent}",
+               f"--data_dir={require_data().parent}", f"--output_dir={tmp_path}", "--eps=0.02,0.05",
+               "--test_examples=40", "--bound=crown", "--version=fast", "--time_limit=0.5", "--max_domains=64",
+               "--split=activations"]
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     (record,) = certified.load_certification_records(tmp_path)
     assert record.examples == 40 and all(c <= a for c, a in zip(record.certified, record.attacked))
@@ -26,11 +27,39 @@ def test_a_run_is_bracketed_recorded_and_shown_by_the_script(tmp_path):
     text = render.certified_section([record], render.ReportOptions())
     assert "| MNIST fcn2 full 2-bit | `m` | 0.02 | 40 | " in text
     assert "| crown, branch and bound (activations) ≤ 0.5 s or 64 parts an image |" in text
+    path = tmp_path / "certified" / "m.json"
+    path.write_text("{\"run\": \"m\"}")  # not a record: refused before the work, and left as it was
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1 and "m.json is not a certified record of scripts/certify.py" in result.stderr
+    assert path.read_text() == "{\"run\": \"m\"}" and "Traceback" not in result.stderr
 
 
 def _record_fields(**changes):
     fields = {f.name: 0 for f in dataclasses.fields(certified.CertificationRecord)}
     return {**fields, "bound": "crown", "split": "pixels", "eps": [0.1], "units": None, "undecided": None, **changes}
+
+
+def _bracket(eps, certified_shares, seconds=10.0, undecided=None, **settings):
+    n = len(eps)
+    return certified.CertificationRecord(**_record_fields(
+        run="m", dataset="mnist", arch="fcn2", precision="full", input_bits=2, examples=500, eps=eps,
+        certified=certified_shares, attacked=[0.9] * n, gap=[0.9 - c for c in certified_shares],
+        methods=[{"crown": 1}] * n, attacked_examples=[5] * n, version="fast", seconds=seconds, units=[600],
+        undecided=undecided, **settings))
+
+
+def test_a_second_bracket_with_the_same_settings_adds_its_eps_and_replaces_the_eps_it_measured_again():
+    earlier = _bracket([0.05, 0.1], [0.8, 0.3], seconds=100.0, undecided=[[10.0], [20.0]])
+    merged = certified.with_earlier_eps(earlier, _bracket([0.01, 0.1], [0.95, 0.25], seconds=7.0))
+    assert merged.eps == [0.01, 0.05, 0.1] and merged.certified == [0.95, 0.8, 0.25]
+    assert merged.gap == pytest.approx([0.9 - 0.95, 0.1, 0.65]) and merged.undecided == [None, [10.0], None]
+    assert merged.seconds == 107.0
+
+
+@pytest.mark.parametrize("setting", [{"examples": 100}, {"max_domains": 64}, {"bound": "ibp"}, {"version": "standard"}])
+def test_a_bracket_with_other_settings_replaces_the_record(setting):
+    later = dataclasses.replace(_bracket([0.01], [0.95]), **setting)
+    assert certified.with_earlier_eps(_bracket([0.05, 0.1], [0.8, 0.3]), later) == later
 
 
 def test_a_record_older_than_the_split_choice_and_the_budget_of_parts_reads_as_pixels_without_one(tmp_path):

@@ -1,11 +1,16 @@
 """Brackets as records: a trained run's certified accuracy (lower bound) and attacked accuracy (upper bound) per ε,
-made by `tfdisc.certification.bracket`, written to `<runs>/certified/*.json` and read back by the report."""
+made by `tfdisc.certification.bracket`, written to `<runs>/certified/*.json` and read back by the report.
+
+A run has one record. Bracketing it again with the same settings (images, attacks, bound and branch and bound)
+adds the new ε to its record and replaces the ε measured again: each ε's verdicts depend only on that ε (the attacks'
+noise is seeded per call, branch and bound is deterministic under a budget of parts), so new ε cost only their own
+time. Other settings replace the record."""
 
 import dataclasses
 import os
 
 from tfdisc import certification, datasets, files, models
-from tfdisc.reporting.records import TrainedModel, load_records, read_run
+from tfdisc.reporting.records import TrainedModel, load_records, read_record, read_run
 from tfdisc.types import EpsValues
 
 
@@ -53,24 +58,49 @@ def _counts_fit(units, undecided, eps_count):
                for counts in undecided)
 
 
+PER_EPS = ("eps", "certified", "attacked", "gap", "methods", "attacked_examples", "undecided")
+
+
+def with_earlier_eps(earlier: CertificationRecord, record: CertificationRecord) -> CertificationRecord:
+    """`record` with the ε of `earlier` it did not measure, sorted by ε, if both bracket the same run with the same
+    settings (seconds add up); otherwise `record`."""
+    settings = [f.name for f in dataclasses.fields(CertificationRecord) if f.name not in PER_EPS + ("seconds",)]
+    if any(getattr(earlier, name) != getattr(record, name) for name in settings):
+        return record
+    rows = {}
+    for source in (earlier, record):  # the later measurement of an ε wins
+        undecided = source.undecided or [None] * len(source.eps)
+        for i, eps in enumerate(source.eps):
+            rows[eps] = [getattr(source, name)[i] for name in PER_EPS[:-1]] + [undecided[i]]
+    columns = {name: [rows[eps][k] for eps in sorted(rows)] for k, name in enumerate(PER_EPS)}
+    if all(v is None for v in columns["undecided"]):
+        columns["undecided"] = None
+    return dataclasses.replace(record, **columns, seconds=earlier.seconds + record.seconds)
+
+
 def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examples: int, output_dir: str, *,
                 bound: str = "crown-refined", version: str = "standard+discrete", time_limit: float = 0.0,
                 split: str = "pixels", max_domains: int = 0, enumeration_limit: int = 2**16) -> CertificationRecord:
     """Bracket the run in `run_dir` on its first `examples` test images and write the record to
-    `output_dir/<run>.json`."""
-    record = read_run(run_dir)
+    `output_dir/<run>.json`, keeping the ε of an earlier record there with the same settings (`with_earlier_eps`)."""
+    record, trained = read_run(run_dir), TrainedModel.of(run_dir)
+    path = os.path.join(output_dir, f"{trained['run']}.json")
+    earlier = (read_record(path, CertificationRecord, "certified", "scripts/certify.py") if os.path.lexists(path)
+               else None)  # checked before the hours of work, not after
     model = models.load(run_dir)
     data = datasets.load_arrays(record.dataset, "test", data_dir=data_dir, examples=examples, subset_order="first",
                                 download=False)
     found = certification.bracket(model, data, eps_values, version=version, bound=bound, time_limit=time_limit,
                                   split=split, max_domains=max_domains, enumeration_limit=enumeration_limit)
-    result = CertificationRecord(**TrainedModel.of(run_dir), eps=found["eps"], examples=found["examples"],
+    result = CertificationRecord(**trained, eps=found["eps"], examples=found["examples"],
                                  certified=found["certified"], attacked=found["attacked"], gap=found["gap"],
                                  methods=found["methods"], attacked_examples=found["attacked_examples"],
                                  version=version, bound=bound, seconds=found["seconds"],
                                  time_limit=time_limit, split=split, max_domains=max_domains,
                                  units=found["units"], undecided=found["undecided"])
-    files.write_json_atomic(os.path.join(output_dir, f"{result.run}.json"), dataclasses.asdict(result))
+    if earlier is not None:
+        result = with_earlier_eps(earlier, result)
+    files.write_json_atomic(path, dataclasses.asdict(result))
     return result
 
 

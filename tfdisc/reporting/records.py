@@ -225,25 +225,26 @@ def load_runs(root: str | os.PathLike) -> list[RunRecord]:
     return [read_run(path.parent) for path in sorted(Path(root).glob("**/results.json"))]
 
 
-def load_records(root: str | os.PathLike, folder: str, cls, made_by: str) -> list:
-    """Every `cls` (a dataclass) record in `root/folder/*.json`; RecordError naming a file that is not one (made by
-    `made_by`) or holding a value `cls` refuses. A field with a default may be missing (records older than the
-    field)."""
+def read_record(path: str | os.PathLike, cls, folder: str, made_by: str):
+    """The `cls` (a dataclass) record in the file `path`; RecordError naming the file if it is not one (made by
+    `made_by`) or holds a value `cls` refuses. A field with a default may be missing (records older than the field)."""
     fields = dataclasses.fields(cls)
     names = {f.name for f in fields}
     required = {f.name for f in fields
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-    found = []
-    for path in sorted(Path(root).glob(f"{folder}/*.json")):
-        data = read_json(path, f"{folder} record")
-        if not isinstance(data, dict) or not required <= set(data) <= names:
-            raise RecordError(f"{path} is not a {folder} record of {made_by}; move it away.")
-        try:
-            found.append(cls(**data))
-        except ValueError as error:  # a field the record class checks
-            raise RecordError(f"{path}: {error} Is it a {folder} record of {made_by}? Move it away or remake it.") \
-                from None
-    return found
+    data = read_json(path, f"{folder} record")
+    if not isinstance(data, dict) or not required <= set(data) <= names:
+        raise RecordError(f"{path} is not a {folder} record of {made_by}; move it away.")
+    try:
+        return cls(**data)
+    except ValueError as error:  # a field the record class checks
+        raise RecordError(f"{path}: {error} Is it a {folder} record of {made_by}? Move it away or remake it.") \
+            from None
+
+
+def load_records(root: str | os.PathLike, folder: str, cls, made_by: str) -> list:
+    """Every `cls` record in `root/folder/*.json` (`read_record`)."""
+    return [read_record(path, cls, folder, made_by) for path in sorted(Path(root).glob(f"{folder}/*.json"))]
 
 
 def load_evaluations(root: str | os.PathLike) -> list[dict]:
