@@ -225,7 +225,7 @@ def load_runs(root: str | os.PathLike) -> list[RunRecord]:
     return [read_run(path.parent) for path in sorted(Path(root).glob("**/results.json"))]
 
 
-def read_record(path: str | os.PathLike, cls, folder: str, made_by: str):
+def read_record(path: str | os.PathLike, cls: type, folder: str, made_by: str) -> Any:
     """The `cls` (a dataclass) record in the file `path`; RecordError naming the file if it is not one (made by
     `made_by`) or holds a value `cls` refuses. A field with a default may be missing (records older than the field)."""
     fields = dataclasses.fields(cls)
