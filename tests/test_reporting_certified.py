@@ -32,6 +32,10 @@ def test_a_run_is_bracketed_recorded_and_shown_by_the_script(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 1 and "m.json is not a certified record of scripts/certify.py" in result.stderr
     assert path.read_text() == "{\"run\": \"m\"}" and "Traceback" not in result.stderr
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.json")  # a link: refused, never followed or replaced
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1 and "m.json is a symbolic link" in result.stderr and path.is_symlink()
 
 
 def _record_fields(**changes):

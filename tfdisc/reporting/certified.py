@@ -85,6 +85,7 @@ def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examp
     `output_dir/<run>.json`, keeping the ε of an earlier record there with the same settings (`with_earlier_eps`)."""
     record, trained = read_run(run_dir), TrainedModel.of(run_dir)
     path = os.path.join(output_dir, f"{trained['run']}.json")
+    files.check_writable_file(path, "the certification record")  # no link, a writable folder: before the work
     earlier = (read_record(path, CertificationRecord, "certified", "scripts/certify.py") if os.path.lexists(path)
                else None)  # checked before the hours of work, not after
     model = models.load(run_dir)
