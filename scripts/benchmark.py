@@ -18,8 +18,9 @@ logits and input gradient) on FCN1- and AlexNet-BNN as built vs with kernels qua
 report's AutoAttack (standard) on the autoattack part's model and images, graph mode vs `jit_compile=True`,
 each a fresh report's first call (tracing and XLA compilation included, as a user meets them). certify:
 `tfdisc.certification` on the autoattack part's model: the --certify_bounds alone on the first --certify_examples
-MNIST test images, then on the first --autoattack_examples the bracket (--bracket_bound, then AutoAttack
-standard+discrete on the rest) beside AutoAttack (standard) alone; seconds and shares per ε, each warmed up on 10
+MNIST test images, then the bracket (--bracket_bound, then AutoAttack standard+discrete on the rest) on the first
+--bracket_examples (default: --autoattack_examples) beside AutoAttack (standard) alone on the first
+--autoattack_examples; seconds and shares per ε, each warmed up on 10
 images first. splits: `tfdisc.certification.certify` on the autoattack part's model and the first --splits_examples
 MNIST test images at --splits_eps, with --splits_time_limit seconds of branch and bound per example the bounds leave,
 splitting pixels vs activations (`search.branch_and_bound`); shares and seconds of each.
@@ -65,6 +66,8 @@ flags.DEFINE_integer("certify_examples", 10000, "certify part: the bounds alone 
                      lower_bound=1)
 flags.DEFINE_list("certify_bounds", ["ibp", "crown"], "certify part: the bounds timed alone (ibp, crown, "
                   "crown-refined, alpha-crown).")
+flags.DEFINE_integer("bracket_examples", 0, "certify part: the bracket on the first N MNIST test images (0: "
+                     "--autoattack_examples).", lower_bound=0)
 flags.DEFINE_enum("bracket_bound", "crown-refined", ["ibp", "crown", "crown-refined", "alpha-crown"],
                   "certify part: the bracket's tightest bound.")
 flags.DEFINE_integer("splits_examples", 100, "splits part: the first N MNIST test images.", lower_bound=1)
@@ -350,7 +353,8 @@ def bench_certify(_):
                                 subset_order="first")
     eps = [float(e) for e in FLAGS.autoattack_eps]
     n = min(FLAGS.autoattack_examples, len(x))
-    result = {"certify_examples": len(x), "attack_examples": n}
+    bracket_n = min(FLAGS.bracket_examples or n, len(x))
+    result = {"certify_examples": len(x), "attack_examples": n, "bracket_examples": bracket_n}
     for bound in FLAGS.certify_bounds:
         certification.certify(model, (x[:10], y[:10]), eps, bound=bound, enumeration_limit=0)
         found = certification.certify(model, (x, y), eps, bound=bound, enumeration_limit=0)
@@ -362,7 +366,7 @@ def bench_certify(_):
     attacked = report((x[:n], y[:n]), eps)
     result["autoattack_s"] = time.perf_counter() - start
     certification.bracket(model, (x[:10], y[:10]), eps, bound=FLAGS.bracket_bound)
-    bracketed = certification.bracket(model, (x[:n], y[:n]), eps, bound=FLAGS.bracket_bound)
+    bracketed = certification.bracket(model, (x[:bracket_n], y[:bracket_n]), eps, bound=FLAGS.bracket_bound)
     result["bracket_s"] = bracketed["seconds"]
     result["autoattack_over_bracket"] = result["autoattack_s"] / result["bracket_s"]
     for i, e in enumerate(eps):

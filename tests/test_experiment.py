@@ -216,6 +216,20 @@ def _short(tmp_path, **overrides):
     return {**SHORT, "data_dir": str(require_data().parent), "output_dir": str(tmp_path), **overrides}
 
 
+def test_an_ibp_trained_run_records_its_budget_and_stays_out_of_the_report(tmp_path):
+    from tfdisc import reporting
+
+    results, run_dir = run_script(mnist, epochs=3, input_bits=2, ibp_train=True, ibp_eps=0.05, **_short(tmp_path))
+    assert run_dir.name == "mnist_fcn2_full_2b_ibp_s0"
+    assert results["ibp_settings"] == {"eps": 0.05, "kappa": 0.5} and results["adv_settings"] is None
+    with open(run_dir / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["verified_loss"]) > 0 for r in rows] == [True] * 3
+    assert float(rows[0]["val_certified_accuracy"]) == pytest.approx(float(rows[0]["val_accuracy"]))  # ε still 0
+    with pytest.raises(reporting.RecordError, match="is trained with IBP .* move it out of"):
+        reporting.build_report(tmp_path, tmp_path / "REPORT.md", study_path=str(tmp_path / "study.csv"))
+
+
 def test_resume_refuses_another_configuration_and_keeps_the_run(tmp_path):
     _, run_dir = run_script(mnist, epochs=1, run_name="run", **_short(tmp_path))
     before = {name: (run_dir / name).read_text() for name in ("config.json", "history.csv", "results.json")}

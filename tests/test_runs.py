@@ -14,6 +14,12 @@ def test_defaults_come_from_the_data_set_and_the_architecture():
     assert runs.RunConfig(dataset="mnist", distribute="mirrored").jit_compile is False  # XLA only when asked
 
 
+def test_ibp_training_takes_the_smallest_report_eps_and_names_its_runs():
+    assert runs.RunConfig(dataset="mnist", ibp_train=True).ibp_eps == 0.1
+    assert runs.RunConfig(dataset="cifar10", ibp_train=True).ibp_eps == 2 / 255
+    assert runs.RunConfig(dataset="mnist", input_bits=2, ibp_train=True).name == "mnist_fcn2_full_2b_ibp_s0"
+
+
 def test_eps_lists_are_sorted_once_and_written_as_text():
     config = runs.RunConfig(dataset="mnist", sweep_eps=(0.3, 0.0, 0.1), attack_eps=[0.2, 0.1])
     assert config.sweep_eps == (0.0, 0.1, 0.3) and config.report_eps == (0.1, 0.2)
@@ -28,6 +34,10 @@ def test_eps_lists_are_sorted_once_and_written_as_text():
     ({"attacks": ("transfer",)}, "--attacks=transfer needs --surrogate"),
     ({"run_name": "../x"}, "must be a plain folder name"),
     ({"input_mode": "ceil"}, "Unknown input_mode 'ceil'"),
+    ({"adv_train": True, "ibp_train": True}, "--adv_train and --ibp_train exclude each other"),
+    ({"ibp_train": True, "precision": "bnn"}, "--ibp_train needs --precision=full"),
+    ({"ibp_eps": 0.0}, r"--ibp_eps=0.0 must be in \(0, 1\]"),
+    ({"ibp_kappa": 1.5}, r"--ibp_kappa=1.5 in \[0, 1\]"),
 ])
 def test_a_bad_configuration_is_named(changes, message):
     with pytest.raises(ValueError, match=message):

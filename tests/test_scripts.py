@@ -324,7 +324,7 @@ def test_benchmark_deploy_report_xla_certify_and_splits_parts_measure_what_they_
     assert all(len(report_xla[f"{side}_accuracy"]) == 1 and 0 <= report_xla[f"{side}_accuracy"][0] <= 1
                for side in ("graph", "xla"))
     certify = parts["certify"]["run"]
-    assert certify["certify_examples"] == 40 and certify["attack_examples"] == 20
+    assert certify["certify_examples"] == 40 and certify["attack_examples"] == certify["bracket_examples"] == 20
     assert 0 <= certify["eps=0.05 ibp_certified"] <= certify["eps=0.05 crown_certified"] <= 1  # CROWN refines IBP
     certified, attacked = map(float, certify["eps=0.05 bracket"].strip("[]").split(", "))
     assert certified <= min(attacked, certify["eps=0.05 autoattack"])  # nothing certified is broken

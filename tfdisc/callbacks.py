@@ -168,6 +168,33 @@ class EpochTimer(tf.keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
+class BudgetRamp(tf.keras.callbacks.Callback):
+    """Ramp a wrapper's budget (`certified_training.IntervalBoundModel.set_budget`) before each training step:
+    ε from 0 and κ from 1, linearly, to `eps` and `kappa` over `ramp_epochs` epochs after `warmup_epochs` of
+    clean training (Gowal et al. 2018 ramp ε over steps, as here). The budget depends only on the epoch and step,
+    so a resumed run continues the same ramp."""
+
+    def __init__(self, eps: float, kappa: float, warmup_epochs: float, ramp_epochs: float):
+        super().__init__()
+        if warmup_epochs < 0 or ramp_epochs < 0:
+            raise ValueError(f"warmup_epochs and ramp_epochs must be ≥ 0; got {warmup_epochs} and {ramp_epochs}.")
+        self.eps, self.kappa, self.warmup_epochs, self.ramp_epochs = eps, kappa, warmup_epochs, ramp_epochs
+
+    def share(self, progress: float) -> float:
+        """How much of the ramp is done after `progress` epochs (0 to 1)."""
+        if progress < self.warmup_epochs:
+            return 0.0
+        return 1.0 if self.ramp_epochs == 0 else min(1.0, (progress - self.warmup_epochs) / self.ramp_epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps = (self.params or {}).get("steps")
+        t = self.share(self._epoch + (batch / steps if steps else 0.0))
+        self.model.set_budget(self.eps * t, 1.0 - (1.0 - self.kappa) * t)
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 

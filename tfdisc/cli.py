@@ -99,6 +99,13 @@ def define_training_flags(dataset: str) -> None:
          lower_bound=0)
     flag(group, flags.DEFINE_float, "adv_ratio", 0.5, "Share of each batch replaced by R-FGSM examples, in (0, 1].",
          lower_bound=0, upper_bound=1)
+    flag(group, flags.DEFINE_bool, "ibp_train", False, "Certified training with interval bounds (IBP, Gowal et al. "
+         "2018; not the study's method): ε ramps up from 0 after one clean epoch over half the epochs "
+         "(tfdisc.certified_training).")
+    flag(group, flags.DEFINE_float, "ibp_eps", None, "IBP training's budget eps, in (0, 1]; default the data set's "
+         "smallest report eps (MNIST: 0.1).", lower_bound=0, upper_bound=1)
+    flag(group, flags.DEFINE_float, "ibp_kappa", 0.5, "The clean loss's final weight in IBP training, in [0, 1].",
+         lower_bound=0, upper_bound=1)
     flag(group, flags.DEFINE_integer, "seed", 0, "Seed for initialization, shuffling and R-FGSM noise.")
     flag(group, flags.DEFINE_bool, "resume", False, "Continue an interrupted run from its last checkpoint.")
     flag(group, flags.DEFINE_enum, "distribute", "none", ["none", "mirrored", "multi_worker"],

@@ -12,7 +12,9 @@ import sys
 import larq as lq
 import tensorflow as tf
 
-from tfdisc import callbacks, cpu, datasets, evaluation, export, files, models, plotting, presets, recipes
+from tfdisc import callbacks, certified_training, cpu, datasets, evaluation, export, files, models, plotting, presets
+from tfdisc import recipes
+from tfdisc.certification.bounds import UnsupportedLayer
 from tfdisc.reporting.records import RunRecord
 from tfdisc.runs import RunConfig, RunDirectory, RunError, versions
 from tfdisc.training import AdversarialModel
@@ -94,7 +96,7 @@ class _Data:
 
 
 def _build(config: RunConfig, strategy):
-    """(trained model or its adversarial wrapper, plain model) compiled under `strategy`."""
+    """(trained model or its R-FGSM or IBP training wrapper, plain model) compiled under `strategy`."""
     preset = presets.get(config.dataset)
     with strategy.scope():
         try:
@@ -108,6 +110,11 @@ def _build(config: RunConfig, strategy):
         if config.adv_train:
             trainer = AdversarialModel(model, eps=config.adv_eps, alpha=config.adv_alpha, adv_ratio=config.adv_ratio,
                                        seed=config.seed)
+        elif config.ibp_train:
+            try:
+                trainer = certified_training.IntervalBoundModel(model, eps=config.ibp_eps, kappa=config.ibp_kappa)
+            except UnsupportedLayer as error:
+                raise RunError(f"--ibp_train cannot bound --arch={config.arch}: {error}") from None
         optimizer = recipes.optimizer(config.recipe, binarized=config.binarized, epochs=config.epochs,
                                       optimizer_name=config.optimizer, learning_rate=config.learning_rate)
         trainer.compile(optimizer, tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -134,6 +141,8 @@ def _fit(config, run_dir, trainer, model, data, initial_epoch, checkpoint):
     fit_callbacks = [callbacks.DivergenceGuard(), position,
                      *recipes.schedule(config.recipe, binarized=config.binarized, epochs=config.epochs),
                      *([sweeper] if sweeper else []), callbacks.EpochTimer(),
+                     *([certified_training.budget_ramp(config.ibp_eps, config.ibp_kappa, config.epochs)]
+                       if config.ibp_train else []),
                      callbacks.ProgressLog(validation_batches if validation_batches > 0 else None),
                      tf.keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
                      checkpoint]  # last: it records every other callback's logs in history.csv
@@ -195,6 +204,7 @@ def run(config: RunConfig) -> RunRecord:
             train_examples=data.train_examples, recipe=config.recipe,
             adv_settings={"eps": config.adv_eps, "alpha": config.adv_alpha, "ratio": config.adv_ratio}
             if config.adv_train else None,
+            ibp_settings={"eps": config.ibp_eps, "kappa": config.ibp_kappa} if config.ibp_train else None,
             resumed_from_epoch=initial_epoch, train_seconds=run_dir.train_seconds(), machine=cpu.machine(),
             compute_policy=policy, replicas=strategy.num_replicas_in_sync, versions=versions(),
             run_dir=str(run_dir.path))
@@ -216,7 +226,8 @@ def _write_summary(model, path):
 def summary(record: RunRecord, report: dict) -> str:
     """What a finished run prints: the model, clean accuracy, the FGSM sweep and the robustness report."""
     lines = ["", f"{record.dataset} {record.arch} {record.precision} {record.input_bits}-bit input"
-             f"{' adversarially trained' if record.adv_train else ''}  ->  {record.run_dir}",
+             f"{' adversarially trained' if record.adv_train else ''}{' IBP-trained' if record.ibp_settings else ''}"
+             f"  ->  {record.run_dir}",
              f"clean accuracy {record.clean_accuracy:.4f} on {record.test_examples} test examples; train "
              f"{record.train_seconds:.0f} s; gradient through the discretization: {record.sweep['gradient']}",
              f"{'eps':>8}  FGSM sweep"]

@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 # Fields that define what a run trains: --resume refuses to continue a run under other values.
 RUN_DEFINING = ("dataset", "arch", "precision", "input_bits", "input_mode", "batch_size", "learning_rate", "optimizer", "recipe",
-                "adv_train", "adv_eps", "adv_alpha", "adv_ratio", "train_examples", "subset", "mixed_precision",
-                "seed")
+                "adv_train", "adv_eps", "adv_alpha", "adv_ratio", "ibp_train", "ibp_eps", "ibp_kappa", "train_examples",
+                "subset", "mixed_precision", "seed")
 
 
 class RunError(ValueError):
@@ -40,9 +40,10 @@ class RunError(ValueError):
 class RunConfig:
     """Everything a run does, as the experiment scripts' flags name it.
 
-    None means the default: the data set's preset (`arch`, `batch_size`, `learning_rate`, the R-FGSM budget and
-    the sweep's ε), the study's epochs for `arch`, Adam for `optimizer`, and XLA for `jit_compile` on one device only
-    (on logical CPU devices XLA cannot reach another replica's variables). `attack_eps` None means `sweep_eps`.
+    None means the default: the data set's preset (`arch`, `batch_size`, `learning_rate`, the R-FGSM budget, the
+    sweep's ε, and its smallest report ε for IBP training's `ibp_eps`), the study's epochs for `arch`, Adam for
+    `optimizer`, and XLA for `jit_compile` on one device only (on logical CPU devices XLA cannot reach another
+    replica's variables). `attack_eps` None means `sweep_eps`.
     ε lists are kept ascending.
     """
 
@@ -60,6 +61,9 @@ class RunConfig:
     adv_eps: float | None = None
     adv_alpha: float | None = None
     adv_ratio: float = 0.5
+    ibp_train: bool = False
+    ibp_eps: float | None = None
+    ibp_kappa: float = 0.5
     sweep_eps: tuple | None = None
     sweep_examples: int = 1000
     sweep_every: int = 1
@@ -97,7 +101,8 @@ class RunConfig:
                            f"{' and '.join(given)} (or use --recipe=constant).")
         fill = {"arch": preset.arch, "batch_size": preset.batch_size, "learning_rate": preset.learning_rate,
                 "optimizer": "adam", "adv_eps": preset.adv_eps, "adv_alpha": preset.adv_alpha,
-                "sweep_eps": preset.sweep_eps, "jit_compile": self.distribute == "none"}
+                "ibp_eps": preset.report_eps[0], "sweep_eps": preset.sweep_eps,
+                "jit_compile": self.distribute == "none"}
         for name, value in fill.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
@@ -122,6 +127,15 @@ class RunConfig:
             raise RunError(f"--learning_rate={self.learning_rate} must be a finite number > 0, e.g. 1e-3.")
         if self.adv_alpha > self.adv_eps:
             raise RunError("--adv_alpha must be <= --adv_eps (the random step spends part of the budget).")
+        if self.adv_train and self.ibp_train:
+            raise RunError("--adv_train and --ibp_train exclude each other; pick one way to train for robustness.")
+        if self.ibp_train and self.precision != "full":
+            raise RunError(f"--ibp_train needs --precision=full: the interval bounds of sign activations pass Larq's "
+                           f"straight-through gradient only where their ends lie within ±1, and IBP training of "
+                           f"FCN2-{self.precision.upper()} certified nothing after its ramp began. Train "
+                           f"tfdisc.certified_training.IntervalBoundModel directly to experiment.")
+        if not 0 < self.ibp_eps <= 1 or not 0 <= self.ibp_kappa <= 1:
+            raise RunError(f"--ibp_eps={self.ibp_eps} must be in (0, 1] and --ibp_kappa={self.ibp_kappa} in [0, 1].")
         if "transfer" in self.attacks and not self.surrogate:
             raise RunError("--attacks=transfer needs --surrogate=<run dir or SavedModel> (e.g. a full-precision 8-bit "
                            "run).")
@@ -131,7 +145,7 @@ class RunConfig:
         """The run directory's name: `run_name` (a plain folder name), or one made from the configuration."""
         if self.run_name is None:
             mode = "" if self.input_mode == "floor" else f"_{self.input_mode}"
-            adv = "_adv" if self.adv_train else ""
+            adv = "_adv" if self.adv_train else "_ibp" if self.ibp_train else ""
             return f"{self.dataset}_{self.arch}_{self.precision}_{self.input_bits}b{mode}{adv}_s{self.seed}"
         name = self.run_name
         if not name or name in (".", "..") or "/" in name or (os.altsep and os.altsep in name) or name.startswith("."):

@@ -31,6 +31,11 @@ def build_report(runs_dir: str | Path, report_path: str | Path, *, study_path: s
     runs = load_runs(runs_dir)
     if not runs:
         raise ValueError(f"No results.json under {runs_dir}; run the grid first.")
+    brackets = certified.load_certification_records(runs_dir)
+    ibp = [r.run_dir for r in runs if r.ibp_settings] + [b.run for b in brackets if b.ibp_train]
+    if ibp:
+        raise RecordError(f"{ibp[0]} is trained with IBP (--ibp_train), which the study does not use, so REPORT.md "
+                          f"cannot set it beside the study's cells; move it out of {runs_dir}.")
     report_path = Path(report_path)
     root = report_path.resolve().parent
     notes = Path(notes_path).read_text() if notes_path and Path(notes_path).exists() else ""
@@ -39,7 +44,7 @@ def build_report(runs_dir: str | Path, report_path: str | Path, *, study_path: s
     found = analyses.activation_analyses(runs, data_dir)
     render.figures(runs, found, root, options)
     text = render.report(runs, cells, load_evaluations(runs_dir), found, options,
-                         protocols.load_protocol_records(runs_dir), certified.load_certification_records(runs_dir))
+                         protocols.load_protocol_records(runs_dir), brackets)
     files.write_text_atomic(report_path, text)
     if readme_path and Path(readme_path).is_file():
         updated = render.with_glance(Path(readme_path).read_text(), runs)

@@ -33,6 +33,7 @@ class CertificationRecord(TrainedModel):
     max_domains: int = 0  # parts of branch and bound per survivor (0: no budget; records before it had none)
     units: list | None = None  # each activation's units (None: not a dense chain, or a record from before)
     undecided: list | None = None  # per ε, the median undecided units per activation where the bounds left examples
+    ibp_train: bool = False  # the run was trained with IBP (`--ibp_train`), which the study does not use
 
     def __post_init__(self):
         certification.check_options(self.bound, self.split, self.time_limit, self.max_domains)
@@ -98,7 +99,8 @@ def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examp
                                  methods=found["methods"], attacked_examples=found["attacked_examples"],
                                  version=version, bound=bound, seconds=found["seconds"],
                                  time_limit=time_limit, split=split, max_domains=max_domains,
-                                 units=found["units"], undecided=found["undecided"])
+                                 units=found["units"], undecided=found["undecided"],
+                                 ibp_train=record.ibp_settings is not None)
     if earlier is not None:
         result = with_earlier_eps(earlier, result)
     files.write_json_atomic(path, dataclasses.asdict(result))

@@ -64,6 +64,7 @@ class RunRecord:
     train_examples: int | None = None
     recipe: str = "constant"
     adv_settings: dict | None = None
+    ibp_settings: dict | None = None  # {"eps", "kappa"} of IBP certified training, which the study does not use
     resumed_from_epoch: int = 0
     train_seconds: float = 0.0
     machine: str = ""
