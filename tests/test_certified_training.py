@@ -68,7 +68,8 @@ def test_ibp_training_certifies_what_plain_training_does_not(mnist_small):
 @pytest.mark.slow
 def test_trains_under_mirrored_strategy_with_two_replicas(mnist_small):
     x, y, x_test, y_test = mnist_small
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
     model = _compiled(strategy=strategy, eps=0.05)
     history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(64), epochs=3, verbose=0,
                         callbacks=[callbacks.BudgetRamp(0.05, 0.5, warmup_epochs=0, ramp_epochs=1)])
