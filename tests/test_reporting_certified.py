@@ -125,3 +125,17 @@ def test_the_undecided_units_column_shows_the_median_per_layer_of_its_width(unit
                             attacked_examples=[5], version="fast", units=units, undecided=undecided)
     text = render.certified_section([certified.CertificationRecord(**fields)], render.ReportOptions())
     assert "| undecided units |" in text and shown in text
+
+
+def test_a_bracket_of_an_ibp_trained_model_is_kept_out_of_the_report(tmp_path):
+    from tfdisc import reporting
+
+    run = tmp_path / "full" / "mnist_fcn2_full_2b"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text((ROOT / "runs/paper/full/mnist_fcn2_full_2b/results.json").read_text())
+    (tmp_path / "certified").mkdir()
+    record = _bracket([0.1], [0.9], ibp_train=True)
+    (tmp_path / "certified" / "m.json").write_text(json.dumps(dataclasses.asdict(record)))
+    with pytest.raises(RecordError, match="m is trained with IBP .* move it out of"):
+        reporting.build_report(tmp_path, tmp_path / "REPORT.md", study_path=str(ROOT / "docs/study_tables.csv"))
+    assert not (tmp_path / "REPORT.md").exists()
