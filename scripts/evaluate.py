@@ -27,7 +27,6 @@ from absl import flags
 
 from tfdisc import cli, datasets, deployed, evaluation, export, files, models, plotting, presets
 from tfdisc import eps as eps_lib
-from tfdisc.certification import search
 
 GROUP = "evaluation"
 cli.flag(GROUP, flags.DEFINE_string, "model", None, "Run directory, SavedModel, or a .tflite flatbuffer "
@@ -42,8 +41,6 @@ cli.flag(GROUP, flags.DEFINE_string, "eps", None, "Comma list of eps (fractions 
 cli.flag(GROUP, flags.DEFINE_integer, "seed", 0, "Seed of the random attacks.")
 cli.flag(GROUP, flags.DEFINE_bool, "jit_compile", False, "Compute the iterative attacks' examples with XLA (faster on "
          "FCN2-BNN, not on FCN1-BNN: benchmarks/cpu_report_xla_*.md); survival is scored without XLA.")
-cli.flag(GROUP, flags.DEFINE_enum, "certify", None, list(search.BOUNDS), "Certify with this tightest bound first "
-         "and attack only what it leaves; reports the certified accuracy (a lower bound) and the gap.")
 cli.flag(GROUP, flags.DEFINE_string, "output", None, "Write the report here as JSON (and a PNG beside it).")
 cli.define_attack_flags(evaluation.DEFAULT_ATTACKS)
 FLAGS = flags.FLAGS

@@ -66,6 +66,7 @@ def test_every_script_runs_one_epoch_on_mock_data(tmp_path, name, precision):
     assert results["test_examples"] == 8 and len(results["sweep"]["accuracy"]) == 2
     for file in ("config.json", "history.csv", "accuracy_vs_eps.png", "model_summary.txt"):
         assert (run_dir / file).is_file(), file
+    assert results["certified"] is None
     assert (run_dir / "tensorboard").is_dir() and (run_dir / "checkpoints").is_dir()
 
 
@@ -219,9 +220,15 @@ def _short(tmp_path, **overrides):
 def test_an_ibp_trained_run_records_its_budget_and_stays_out_of_the_report(tmp_path):
     from tfdisc import reporting
 
-    results, run_dir = run_script(mnist, epochs=3, input_bits=2, ibp_train=True, ibp_eps=0.05, **_short(tmp_path))
+    results, run_dir = run_script(mnist, epochs=3, input_bits=2, ibp_train=True, ibp_eps=0.05, certify="ibp",
+                                  **_short(tmp_path))
     assert run_dir.name == "mnist_fcn2_full_2b_ibp_s0"
     assert results["ibp_settings"] == {"eps": 0.05, "kappa": 0.5} and results["adv_settings"] is None
+    certified = results["certified"]  # --certify: the lower bound beside the attacks' upper bound
+    assert certified["bound"] == "ibp" and certified["eps"] == results["worst_case"]["eps"] == [0.0, 0.1]
+    assert all(0 < c <= w for c, w in zip(certified["accuracy"], results["worst_case"]["accuracy"]))
+    assert certified["gap"] == pytest.approx([w - c for c, w in zip(certified["accuracy"],
+                                                                    results["worst_case"]["accuracy"])])
     with open(run_dir / "history.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [float(r["verified_loss"]) > 0 for r in rows] == [True] * 3

@@ -36,6 +36,7 @@ def test_eps_lists_are_sorted_once_and_written_as_text():
     ({"input_mode": "ceil"}, "Unknown input_mode 'ceil'"),
     ({"adv_train": True, "ibp_train": True}, "--adv_train and --ibp_train exclude each other"),
     ({"ibp_train": True, "precision": "bnn"}, "--ibp_train needs --precision=full"),
+    ({"certify": "milp"}, "Unknown certify 'milp'"),
     ({"ibp_eps": 0.0}, r"--ibp_eps=0.0 must be in \(0, 1\]"),
     ({"ibp_kappa": 1.5}, r"--ibp_kappa=1.5 in \[0, 1\]"),
 ])

@@ -18,6 +18,7 @@ from absl import logging as absl_logging
 
 from tfdisc import callbacks, checks, cpu, datasets, files, models, presets, recipes, runs
 from tfdisc import eps as eps_lib
+from tfdisc.certification import search
 from tfdisc.evaluation import registry
 
 FLAGS = flags.FLAGS
@@ -142,6 +143,9 @@ def define_attack_flags(default_attacks: Sequence[str] = ("fgsm",)) -> None:
     flag(group, flags.DEFINE_enum, "gradient", "identity", ["identity", "zero"], "How the input discretization "
          "passes gradients to the attacks: identity (straight-through, BPDA) or zero (its true derivative, which "
          "masks gradients; for demonstration).")
+    flag(group, flags.DEFINE_enum, "certify", None, list(search.BOUNDS), "Certify with this tightest bound first "
+         "and attack only what it leaves; reports the certified accuracy (a lower bound) and the gap "
+         "(tfdisc.certification.certified_report).")
     flags.register_validator("attacks", lambda a: bool(a) and set(a) <= set(registry.NAMES),
                              f"--attacks must be a comma list of {', '.join(registry.NAMES)}.")
 

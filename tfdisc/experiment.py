@@ -186,7 +186,8 @@ def run(config: RunConfig) -> RunRecord:
         report = evaluation.robustness_report(
             model, data.attack, config.report_eps, config.attacks, surrogate, version=config.autoattack_version,
             pgd_steps=config.pgd_steps, pgd_restarts=config.pgd_restarts, square_queries=config.square_queries,
-            seed=config.seed, large_eps=presets.get(config.dataset).large_eps, gradient=config.gradient)
+            seed=config.seed, large_eps=presets.get(config.dataset).large_eps, gradient=config.gradient,
+            certify=config.certify)
         if "fgsm" in config.attacks and config.attack_examples is None and config.report_eps == config.sweep_eps:
             sweep = evaluation.sweep_in(report)  # the report ran this very sweep: every test example, the same ε
         else:
@@ -198,6 +199,8 @@ def run(config: RunConfig) -> RunRecord:
             sweep={key: sweep[key] for key in ("attack", "gradient", "eps", "accuracy")},
             attacks=report["attacks"], worst_case=report["worst_case"], checks=report["checks"],
             masking_suspected=report["masking_suspected"],
+            certified={**report["certified"], "gap": report["gap"], **report["certification"]}
+            if config.certify else None,
             robustness={"examples": report["examples"], "clean_accuracy": report["clean_accuracy"],
                         "gradient": report["gradient"], "seconds": report["seconds"], **report["settings"],
                         "surrogate": config.surrogate},

@@ -23,6 +23,7 @@ from typing import Sequence
 import tfdisc
 from tfdisc import checks, files, models, presets, recipes
 from tfdisc import eps as eps_lib
+from tfdisc.certification import search
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class RunConfig:
     surrogate: str | None = None
     trust_model: bool = False
     gradient: str = "identity"
+    certify: str | None = None
     attack_eps: tuple | None = None
     attack_examples: int | None = None
     train_examples: int | None = None
@@ -136,6 +138,8 @@ class RunConfig:
                            f"tfdisc.certified_training.IntervalBoundModel directly to experiment.")
         if not 0 < self.ibp_eps <= 1 or not 0 <= self.ibp_kappa <= 1:
             raise RunError(f"--ibp_eps={self.ibp_eps} must be in (0, 1] and --ibp_kappa={self.ibp_kappa} in [0, 1].")
+        if self.certify is not None:
+            checks.choice("certify", self.certify, search.BOUNDS)
         if "transfer" in self.attacks and not self.surrogate:
             raise RunError("--attacks=transfer needs --surrogate=<run dir or SavedModel> (e.g. a full-precision 8-bit "
                            "run).")

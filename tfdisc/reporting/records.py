@@ -60,6 +60,7 @@ class RunRecord:
     worst_case: dict | None = None
     checks: list = dataclasses.field(default_factory=list)
     masking_suspected: bool = False
+    certified: dict | None = None  # with --certify: {"eps", "accuracy" (the lower bound), "gap", "bound", ...}
     robustness: dict = dataclasses.field(default_factory=dict)
     train_examples: int | None = None
     recipe: str = "constant"
