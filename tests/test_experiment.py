@@ -237,6 +237,13 @@ def test_an_ibp_trained_run_records_its_budget_and_stays_out_of_the_report(tmp_p
         reporting.build_report(tmp_path, tmp_path / "REPORT.md", study_path=str(tmp_path / "study.csv"))
 
 
+def test_a_model_at_chance_is_named_and_a_collapsed_ibp_run_gets_the_remedy():
+    assert experiment.chance_warning(0.9, 10) is None and experiment.chance_warning(0.16, 10) is None
+    assert experiment.chance_warning(0.1135, 10).startswith("Clean accuracy 11.3% is at chance (10%)")
+    assert "lower --ibp_eps" in experiment.chance_warning(0.1135, 10, ibp_train=True)
+    assert "ibp" not in experiment.chance_warning(0.1135, 10)
+
+
 def test_resume_refuses_another_configuration_and_keeps_the_run(tmp_path):
     _, run_dir = run_script(mnist, epochs=1, run_name="run", **_short(tmp_path))
     before = {name: (run_dir / name).read_text() for name in ("config.json", "history.csv", "results.json")}

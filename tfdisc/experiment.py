@@ -217,7 +217,21 @@ def run(config: RunConfig) -> RunRecord:
                                       model.name)
         record.write(run_dir / "results.json")
         print(summary(record, report))
+        warning = chance_warning(record.clean_accuracy, presets.get(config.dataset).num_classes, config.ibp_train)
+        if warning:
+            logger.warning(warning)
         return record
+
+
+def chance_warning(clean_accuracy: float, num_classes: int, ibp_train: bool = False) -> str | None:
+    """The warning for a trained model whose clean accuracy is within 5 points of chance, else None."""
+    chance = 1 / num_classes
+    if clean_accuracy >= chance + 0.05:
+        return None
+    hint = (" IBP training collapses like this when the interval bounds blow up as ε ramps up: lower --ibp_eps or "
+            "--learning_rate, or train more epochs." if ibp_train else "")
+    return (f"Clean accuracy {100 * clean_accuracy:.1f}% is at chance ({100 * chance:.0f}%): the model learned "
+            f"nothing, and its robustness figures mean nothing.{hint}")
 
 
 def _write_summary(model, path):
