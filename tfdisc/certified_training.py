@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfdisc import callbacks, checks
 from tfdisc.certification import bounds
 from tfdisc.steps import CheckedSteps
+from tfdisc.training import shortest_float
 
 
 def worst_case_logits(margins: tf.Tensor) -> tf.Tensor:
@@ -50,11 +51,11 @@ class IntervalBoundModel(CheckedSteps, tf.keras.Model):
 
     @property
     def eps(self) -> float:
-        return float(str(self._eps.numpy()))
+        return shortest_float(self._eps)
 
     @property
     def kappa(self) -> float:
-        return float(str(self._kappa.numpy()))
+        return shortest_float(self._kappa)
 
     @property
     def classifier(self) -> tf.keras.Model:

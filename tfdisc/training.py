@@ -47,11 +47,11 @@ class AdversarialModel(CheckedSteps, tf.keras.Model):
 
     @property
     def eps(self) -> float:
-        return _shortest_float(self._eps)
+        return shortest_float(self._eps)
 
     @property
     def alpha(self) -> float:
-        return _shortest_float(self._alpha)
+        return shortest_float(self._alpha)
 
     @property
     def classifier(self) -> tf.keras.Model:
@@ -101,6 +101,6 @@ class AdversarialModel(CheckedSteps, tf.keras.Model):
         return self.model.save(*args, **kwargs)
 
 
-def _shortest_float(variable):
+def shortest_float(variable: tf.Variable) -> float:
     """A float32 variable's value as the shortest decimal that rounds to it (0.3, not 0.30000001...)."""
     return float(str(variable.numpy()))
