@@ -42,6 +42,8 @@ cli.flag(GROUP, flags.DEFINE_integer, "seed", 0, "Seed of the random attacks.")
 cli.flag(GROUP, flags.DEFINE_bool, "jit_compile", False, "Compute the iterative attacks' examples with XLA (faster on "
          "FCN2-BNN, not on FCN1-BNN: benchmarks/cpu_report_xla_*.md); survival is scored without XLA.")
 cli.flag(GROUP, flags.DEFINE_string, "output", None, "Write the report here as JSON (and a PNG beside it).")
+cli.flag(GROUP, flags.DEFINE_string, "checkpoint", None, "Save each finished (batch, eps) of the report in this JSON "
+         "file; the same command resumes a stopped report from it (tfdisc.evaluation.checkpoint).")
 cli.define_attack_flags(evaluation.DEFAULT_ATTACKS)
 FLAGS = flags.FLAGS
 
@@ -63,7 +65,7 @@ def evaluate() -> dict:
         model, _test_data(), _eps(), FLAGS.attacks, surrogate, version=FLAGS.autoattack_version,
         pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts, square_queries=FLAGS.square_queries,
         large_eps=presets.get(FLAGS.dataset).large_eps, seed=FLAGS.seed, gradient=FLAGS.gradient,
-        jit_compile=FLAGS.jit_compile, certify=FLAGS.certify)
+        jit_compile=FLAGS.jit_compile, certify=FLAGS.certify, checkpoint=FLAGS.checkpoint)
     report.update(model=FLAGS.model, surrogate=FLAGS.surrogate, dataset=FLAGS.dataset, name=model.name,
                   subset=FLAGS.subset, command=shlex.join(["python", *sys.argv]))
     print(f"{report['name']} on the {report['subset']} {report['examples']} {FLAGS.dataset} test examples: "
@@ -74,9 +76,9 @@ def evaluate() -> dict:
 
 def evaluate_deployed() -> dict:
     """A flatbuffer beside its Keras twin (--surrogate, or the SavedModel next to the flatbuffer)."""
-    if FLAGS.certify:
-        raise ValueError("--certify bounds a Keras model, not a .tflite flatbuffer: give --model its run directory or "
-                         "SavedModel.")
+    if FLAGS.certify or FLAGS.checkpoint:
+        raise ValueError(f"--{'certify' if FLAGS.certify else 'checkpoint'} works on a Keras model, not a .tflite "
+                         "flatbuffer: give --model its run directory or SavedModel.")
     twin_path = FLAGS.surrogate or os.path.dirname(os.path.abspath(FLAGS.model))
     twin = models.load(twin_path, "--surrogate (the Keras twin of the flatbuffer)", trust=FLAGS.trust_model)
     runner = export.TFLiteModel(FLAGS.model)

@@ -362,6 +362,35 @@ def test_a_kill_at_any_point_then_resume_ends_like_an_uninterrupted_run(tmp_path
     assert reloaded.name == "fcn2_full_8b"
 
 
+def test_a_run_stopped_in_its_robustness_report_resumes_the_report_where_it_stopped(tmp_path, uninterrupted):
+    from tfdisc.evaluation import checkpoint
+
+    run, saved = _interruptible(tmp_path, jit_compile=False), []
+    with pytest.MonkeyPatch.context() as patch:
+        put = checkpoint.ReportCheckpoint.put
+
+        def stop_after_one_unit(self, *args, **kwargs):
+            if self.units:
+                raise Killed()
+            saved.append(args[:2])
+            put(self, *args, **kwargs)
+        patch.setattr(checkpoint.ReportCheckpoint, "put", stop_after_one_unit)
+        with pytest.raises(Killed):
+            run_script(mnist, epochs=2, run_name="stopped", **run)
+    run_dir = tmp_path / "stopped"
+    assert saved == [(0, 0.0)]
+    assert list(json.loads((run_dir / "report_checkpoint.json").read_text())["units"]) == ["0@0.0"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint.ReportCheckpoint, "put", lambda self, batch, eps, *args, **kwargs: saved.append(
+            (batch, eps)) or put(self, batch, eps, *args, **kwargs))
+        resumed, _ = run_script(mnist, epochs=2, run_name="stopped", resume=True, **run)
+    assert saved == [(0, 0.0), (0, 0.1)]  # the finished unit is not attacked again
+    straight = uninterrupted(False)
+    for key in ("clean_accuracy", "sweep", "attacks", "worst_case", "checks"):
+        assert resumed[key] == straight[key], key
+    assert not (run_dir / "report_checkpoint.json").exists()  # its units are in results.json
+
+
 def test_ctrl_c_names_the_epoch_and_step_and_resume_continues(tmp_path, uninterrupted):
     from tfdisc import callbacks
 

@@ -53,12 +53,17 @@ def test_evaluate_certifies_first_and_reports_the_bracket(tmp_path, mnist_small)
     model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, batch_size=100, verbose=0)
     model.save(str(tmp_path / "model"))
-    output = tmp_path / "certified.json"
-    result = _script("evaluate.py", f"--model={tmp_path / 'model'}", f"--data_dir={require_data().parent}",
-                     "--test_examples=100", "--attacks=fgsm", "--eps=0.02,0.1", "--certify=crown-refined",
-                     f"--output={output}")
+    output, checkpoint = tmp_path / "certified.json", tmp_path / "checkpoint.json"
+    command = ["evaluate.py", f"--model={tmp_path / 'model'}", f"--data_dir={require_data().parent}",
+               "--test_examples=100", "--attacks=fgsm", "--eps=0.02,0.1", "--certify=crown-refined",
+               f"--checkpoint={checkpoint}", f"--output={output}"]
+    result = _script(*command)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(output.read_text())
+    assert json.loads(checkpoint.read_text())["units"]  # the attacked examples' units; the same command reuses them
+    again = _script(*command)
+    assert again.returncode == 0 and "resuming the report with" in again.stderr
+    assert json.loads(output.read_text())["worst_case"] == report["worst_case"]
     assert report["certification"]["bound"] == "crown-refined" and report["certification"]["skipped"] > 0
     for certified, worst, gap in zip(report["certified"]["accuracy"], report["worst_case"]["accuracy"], report["gap"]):
         assert certified <= worst and gap == pytest.approx(worst - certified)
@@ -66,9 +71,12 @@ def test_evaluate_certifies_first_and_reports_the_bracket(tmp_path, mnist_small)
     assert output.with_suffix(".png").is_file()
 
 
-def test_evaluate_refuses_to_certify_a_flatbuffer(tmp_path):
-    result = _script("evaluate.py", f"--model={tmp_path / 'model.tflite'}", "--certify=ibp")
-    assert result.returncode == 1 and "error: --certify bounds a Keras model, not a .tflite flatbuffer" in result.stderr
+@pytest.mark.parametrize("flag", ["--certify=ibp", "--checkpoint=c.json"])
+def test_evaluate_refuses_to_certify_or_checkpoint_a_flatbuffer(tmp_path, flag):
+    result = _script("evaluate.py", f"--model={tmp_path / 'model.tflite'}", flag)
+    name = flag[2:].split("=")[0]
+    assert result.returncode == 1
+    assert f"error: --{name} works on a Keras model, not a .tflite flatbuffer" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -1,7 +1,8 @@
 """One training-and-evaluation run: `run(config)` trains, sweeps, attacks and writes the run directory.
 
 The run directory (`tfdisc.runs.RunDirectory`) holds config.json, history.csv (one row per epoch, counted
-from 1), checkpoints/ (one per epoch; `resume=True` continues from the last), saved_model/, results.json
+from 1), checkpoints/ (one per epoch; `resume=True` continues from the last), report_checkpoint.json (the robustness
+report's finished (batch, ε) units while it runs; `resume=True` continues it), saved_model/, results.json
 (`tfdisc.reporting.records.RunRecord`) and accuracy_vs_eps.png.
 """
 
@@ -187,7 +188,7 @@ def run(config: RunConfig) -> RunRecord:
             model, data.attack, config.report_eps, config.attacks, surrogate, version=config.autoattack_version,
             pgd_steps=config.pgd_steps, pgd_restarts=config.pgd_restarts, square_queries=config.square_queries,
             seed=config.seed, large_eps=presets.get(config.dataset).large_eps, gradient=config.gradient,
-            certify=config.certify)
+            certify=config.certify, checkpoint=run_dir.report_checkpoint)
         if "fgsm" in config.attacks and config.attack_examples is None and config.report_eps == config.sweep_eps:
             sweep = evaluation.sweep_in(report)  # the report ran this very sweep: every test example, the same ε
         else:
@@ -216,6 +217,7 @@ def run(config: RunConfig) -> RunRecord:
         plotting.plot_accuracy_vs_eps(plotting.report_curves(report, sweep), str(run_dir / "accuracy_vs_eps.png"),
                                       model.name)
         record.write(run_dir / "results.json")
+        run_dir.report_checkpoint.unlink(missing_ok=True)  # its units are in results.json now
         print(summary(record, report))
         warning = chance_warning(record.clean_accuracy, presets.get(config.dataset).num_classes, config.ibp_train)
         if warning:

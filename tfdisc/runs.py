@@ -224,6 +224,11 @@ class RunDirectory:
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
+    @property
+    def report_checkpoint(self) -> Path:
+        """The robustness report's checkpoint (`tfdisc.evaluation.checkpoint`), present while a report is unfinished."""
+        return self.path / "report_checkpoint.json"
+
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 

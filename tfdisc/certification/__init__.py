@@ -31,7 +31,7 @@ from tfdisc.certification import bounds, crown, search  # noqa: F401  (the packa
 from tfdisc.evaluation import registry
 from tfdisc.evaluation.data import as_dataset
 from tfdisc.evaluation.report import RobustnessReport
-from tfdisc.types import Data, EpsValues
+from tfdisc.types import Data, EpsValues, Path
 
 STATUSES = ("certified", "broken", "unknown")
 __all__ = ["Outcome", "bounds", "bracket", "certified_report", "certify", "check_options", "crown", "search"]
@@ -260,7 +260,8 @@ def _with_skipped(report, skipped, examples):
 def certified_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
                      attacks: Sequence[str] = registry.DEFAULT, surrogate: tf.keras.Model | None = None, *,
                      bound: str = "crown-refined", enumeration_limit: int = 2**16, large_eps: float | None = None,
-                     tolerance: float = 0.01, survivors: bool = False, **report_options) -> dict:
+                     tolerance: float = 0.01, survivors: bool = False, checkpoint: Path | None = None,
+                     **report_options) -> dict:
     """The robustness report with the certified accuracy beside it: `certify` (bounds and enumeration, no branch and
     bound) decides every example first, and the attacks run only on the examples it leaves at some ε.
 
@@ -273,6 +274,7 @@ def certified_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
         data, eps_values, bound, enumeration_limit: as in `certify`.
         attacks, surrogate, large_eps, tolerance: as in `tfdisc.evaluation.robustness_report`.
         survivors: also return, per ε, which examples survived everything (the certified included).
+        checkpoint: where the attacks save their finished (batch, ε) units (see `RobustnessReport.__call__`).
         report_options: further `tfdisc.evaluation.RobustnessReport` options (version, pgd_steps, seed, gradient, ...).
 
     # Returns
@@ -289,8 +291,8 @@ def certified_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
     certified = np.stack([o.status == "certified" for o in found["outcomes"]])
     skip = certified.all(axis=0)
     todo = np.flatnonzero(~skip)
-    report = (attack((x[todo], y[todo]), eps, survivors=True, large_eps=large_eps, tolerance=tolerance) if todo.size
-              else attack.empty_report(eps))
+    report = (attack((x[todo], y[todo]), eps, survivors=True, large_eps=large_eps, tolerance=tolerance,
+                     checkpoint=checkpoint) if todo.size else attack.empty_report(eps))
     broken = certified[:, todo] & ~report["survivors"]
     if broken.any():
         e, i = np.argwhere(broken)[0]

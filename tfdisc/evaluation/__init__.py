@@ -3,7 +3,8 @@ masking checks.
 
 - `sweep` / `FgsmSweep`: FGSM accuracy for many ε, one input gradient per batch (`tfdisc.evaluation.sweeps`).
 - `robustness_report` / `RobustnessReport`: every attack of the registry at every ε, the per-example worst case
-  and the sanity checks (`tfdisc.evaluation.report`, `tfdisc.evaluation.registry`, `tfdisc.evaluation.masking`).
+  and the sanity checks (`tfdisc.evaluation.report`, `tfdisc.evaluation.registry`, `tfdisc.evaluation.masking`);
+  `checkpoint=` saves its finished (batch, ε) units so that a stopped report resumes (`tfdisc.evaluation.checkpoint`).
 """
 
 from tfdisc.evaluation.data import as_dataset, batch_size_for
@@ -15,4 +16,4 @@ from tfdisc.evaluation.sweeps import FgsmSweep, sweep, sweep_in
 
 __all__ = ["ATTACKS", "AUTOATTACK_SETTINGS", "AUTOATTACK_VERSIONS", "DEFAULT_ATTACKS", "FgsmSweep", "RobustnessReport",
            "as_dataset", "batch_size_for", "report_lines", "robustness_report", "sweep", "sweep_in",
-           "data", "discrete", "masking", "protocols", "registry", "report", "sweeps"]
+           "checkpoint", "data", "discrete", "masking", "protocols", "registry", "report", "sweeps"]

@@ -10,10 +10,11 @@ import tensorflow as tf
 from tfdisc import attacks as attacks_lib
 from tfdisc import checks, eps as eps_lib
 from tfdisc.evaluation import masking, registry
+from tfdisc.evaluation.checkpoint import ReportCheckpoint, batch_digest, model_digest
 from tfdisc.evaluation.data import as_dataset, check_finite_logits, checked_batch, chunk_size, direction, zero_rows
 from tfdisc.models import discretization_gradient, sync_quantized_kernels, with_input_gradient, with_quantized_kernels
 from tfdisc.progress import Progress
-from tfdisc.types import Data, EpsValues
+from tfdisc.types import Data, EpsValues, Path
 
 
 def _count(mask):
@@ -158,30 +159,63 @@ class RobustnessReport:
         return (tf.stack([_count(clean), _count(nonfinite), _count(zero), _count(self._saturated(x, y, zero)),
                           tf.size(y, tf.int64)]), per_eps, survived)
 
-    def __call__(self, data, eps_values, *, large_eps=None, tolerance=0.01, survivors=False):
-        """The report over `data` at every ε of `eps_values` (see `robustness_report`)."""
+    def __call__(self, data, eps_values, *, large_eps=None, tolerance=0.01, survivors=False, checkpoint=None):
+        """The report over `data` at every ε of `eps_values` (see `robustness_report`); with `checkpoint` (a file
+        path), each batch runs one ε at a time and every finished (batch, ε) is saved there, so a stopped report
+        resumes from it with the same counts (`tfdisc.evaluation.checkpoint`)."""
         eps = eps_lib.values(eps_values)
         data = as_dataset(data)
         if self.model is not self._latent:
             sync_quantized_kernels(self._latent, self.model)
+        saved = None
+        if checkpoint is not None:
+            key = model_digest(self._latent, {"attacks": list(self.attacks), "settings": self.settings,
+                                              "gradient": discretization_gradient(self.model)})
+            saved = ReportCheckpoint(checkpoint, key, len(self._standalone) + len(self._stages) + 2)
         totals, per_eps, batches, kept = np.zeros(5, np.int64), 0, 0, []
-        progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", chunk_size(data)[1])
+        total_batches = chunk_size(data)[1]
+        progress = (Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", total_batches)
+                    if saved is None else
+                    Progress(f"Robustness report ({', '.join(self.attacks)}, checkpointed in {checkpoint})",
+                             total_batches and total_batches * len(eps), unit="(batch, ε) units"))
         # One trace for any batch size and number of ε: calls below match this relaxed signature.
         self._batch_counts.get_concrete_function(*data.element_spec, tf.TensorSpec([None], tf.float32))
         eps_tensor = tf.constant(eps, tf.float32)
         with checks.clear_errors():
             for x, y in data:
-                batch_totals, batch_per_eps, batch_survived = self._batch_counts(x, y, eps_tensor)
-                totals, per_eps = totals + batch_totals.numpy(), per_eps + batch_per_eps.numpy()
-                kept.append(batch_survived.numpy())
+                if saved is None:
+                    batch_totals, batch_per_eps, batch_survived = (t.numpy() for t in
+                                                                   self._batch_counts(x, y, eps_tensor))
+                else:
+                    batch_totals, batch_per_eps, batch_survived = self._checkpointed(saved, batches, x, y, eps,
+                                                                                     progress)
+                totals, per_eps = totals + batch_totals, per_eps + batch_per_eps
+                kept.append(batch_survived)
                 check_finite_logits(int(totals[1]), int(totals[4]))
                 batches += 1
-                progress.update(batches)
-        progress.update(batches, final=True)
+                if saved is None:
+                    progress.update(batches)
+        progress.update(batches if saved is None else batches * len(eps), final=True)
         if totals[4] == 0:
             raise ValueError("The data holds no examples.")
         kept = np.concatenate(kept, axis=1) if survivors else None
-        return self._result(eps, totals, per_eps, kept, progress.elapsed, large_eps=large_eps, tolerance=tolerance)
+        seconds = progress.elapsed + (saved.seconds if saved else 0.0)
+        return self._result(eps, totals, per_eps, kept, seconds, large_eps=large_eps, tolerance=tolerance)
+
+    def _checkpointed(self, saved, batch, x, y, eps, progress):
+        """`_batch_counts` of one batch, one ε at a time: each ε's counts from `saved` if they are there, else
+        computed and saved."""
+        data = batch_digest(x, y)
+        units = []
+        for i, e in enumerate(eps):
+            unit = saved.get(batch, e, data)
+            if unit is None:
+                unit = tuple(t.numpy()[0] if j else t.numpy()
+                             for j, t in enumerate(self._batch_counts(x, y, tf.constant([e], tf.float32))))
+                saved.put(batch, e, data, *unit, seconds=saved.seconds + progress.elapsed)
+            units.append(unit)
+            progress.update(batch * len(eps) + i + 1)
+        return units[0][0], np.stack([u[1] for u in units]), np.stack([u[2] for u in units])
 
     def empty_report(self, eps_values: EpsValues) -> dict:
         """The report over no examples, as `__call__(..., survivors=True)` returns it: every share 0, no check run.
@@ -226,7 +260,7 @@ def robustness_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
                       version: str = "standard", pgd_steps: int = 20, pgd_restarts: int = 5, square_queries: int = 1000,
                       large_eps: float | None = None, tolerance: float = 0.01, seed: int = 0,
                       gradient: str | None = None, jit_compile: bool = False, certify: str | None = None,
-                      enumeration_limit: int = 2**16) -> dict:
+                      enumeration_limit: int = 2**16, checkpoint: Path | None = None) -> dict:
     """`RobustnessReport(model, attacks, surrogate, ...)(data, eps_values)`: every attack, worst case, checks; with
     `certify`, the certified accuracy beside them, the attacks running only on what certification leaves.
 
@@ -243,6 +277,8 @@ def robustness_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
             "alpha-crown") for models that begin with an `InputDiscretization` (see
             `tfdisc.certification.certified_report`).
         enumeration_limit: with `certify`, evaluate every input of the level boxes that hold at most this many.
+        checkpoint: a file where the attacks save each finished (batch, ε); a call with the same model, attacks,
+            settings and file resumes from it and returns what an uninterrupted call returns.
 
     # Returns
         {"eps", "clean_accuracy", "examples", "gradient", "attacks" ({name: {"eps", "accuracy"}}), "worst_case",
@@ -256,9 +292,9 @@ def robustness_report(model: tf.keras.Model, data: Data, eps_values: EpsValues,
 
         return certification.certified_report(model, data, eps_values, attacks, surrogate, bound=certify,
                                               enumeration_limit=enumeration_limit, large_eps=large_eps,
-                                              tolerance=tolerance, **options)
+                                              tolerance=tolerance, checkpoint=checkpoint, **options)
     return RobustnessReport(model, attacks, surrogate, **options)(data, eps_values, large_eps=large_eps,
-                                                                  tolerance=tolerance)
+                                                                  tolerance=tolerance, checkpoint=checkpoint)
 
 
 def report_lines(report: dict) -> list[str]:
