@@ -56,6 +56,7 @@ class ReportCheckpoint:
         self.path, self.key, self.columns = str(path), key, columns
         self.units: dict[str, dict] = {}
         self.seconds = 0.0  # report time spent on the stored units, in earlier calls
+        self.added = 0  # units stored by this object
         if os.path.exists(self.path):
             self._read()
 
@@ -124,3 +125,4 @@ class ReportCheckpoint:
                                               "survived": np.packbits(np.asarray(survived, bool)).tobytes().hex()}
         files.write_json_atomic(self.path, {"format": FORMAT, "key": self.key, "seconds": seconds,
                                             "units": self.units})
+        self.added += 1

@@ -47,17 +47,17 @@ def _with_xla(attack):
 class RobustnessReport:
     """Accuracy under each attack and ε, the per-example worst case, and gradient-masking checks.
 
-    attacks: any of `tfdisc.evaluation.registry.NAMES`. "fgsm"; "pgd" (L∞, `pgd_steps` steps of 2.5·ε/steps, random start,
-    `pgd_restarts` restarts keeping each example's best); "apgd-ce", "apgd-dlr" (Auto-PGD, 100
+    attacks: any of `tfdisc.evaluation.registry.NAMES`. "fgsm"; "pgd" (L∞, `pgd_steps` steps of 2.5·ε/steps,
+    random start, `pgd_restarts` restarts keeping each example's best); "apgd-ce", "apgd-dlr" (Auto-PGD, 100
     iterations, `pgd_restarts` restarts); "apgd-t" (targeted DLR, 9 targets); "square" (gradient-free,
     `square_queries`); "transfer" (FGSM crafted on `surrogate`, evaluated on the model) each run on
     every example. "autoattack" runs AutoAttack's cascade, each stage only on the examples still
     classified correctly: `version="standard"` is APGD-CE, APGD-T (9 targets), Square (5000 queries,
     p_init 0.8 as in the reference), all with one restart; `version="fast"` is APGD-CE then APGD-DLR.
-    It leaves out the reference's FAB-T, which Croce & Hein report never lowers the standard version's robust accuracy by more than
-    0.1 points. The checks follow Carlini et al. 2019, plus a per-example one: examples that survive
-    every gradient attack but fall to a gradient-free or transfer attack. A failed check is
-    reported as possible gradient masking.
+    It leaves out the reference's FAB-T, which Croce & Hein report never lowers the standard version's robust
+    accuracy by more than 0.1 points. The checks follow Carlini et al. 2019, plus a per-example one: examples that
+    survive every gradient attack but fall to a gradient-free or transfer attack. A failed check is reported as
+    possible gradient masking.
 
     `jit_compile=True` computes the iterative attacks' examples (the registry's iterative ones) with XLA: the same
     attacks with other random draws. Which examples survive is still decided in graph mode, as clean
@@ -102,7 +102,8 @@ class RobustnessReport:
         self._stages = [(name, registry.clipped(name, self.model, cascade))
                         for name in (registry.AUTOATTACK_VERSIONS[version] if "autoattack" in attacks else ())]
         if jit_compile:
-            self._standalone, self._stages = ([(name, _with_xla(fn) if name in registry.names('iterative') else fn) for name, fn in fns]
+            iterative = registry.names("iterative")
+            self._standalone, self._stages = ([(name, _with_xla(fn) if name in iterative else fn) for name, fn in fns]
                                               for fns in (self._standalone, self._stages))
         self._batch_counts = tf.function(self._counts, reduce_retracing=True)
 
@@ -174,10 +175,12 @@ class RobustnessReport:
             saved = ReportCheckpoint(checkpoint, key, len(self._standalone) + len(self._stages) + 2)
         totals, per_eps, batches, kept = np.zeros(5, np.int64), 0, 0, []
         total_batches = chunk_size(data)[1]
-        progress = (Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", total_batches)
-                    if saved is None else
-                    Progress(f"Robustness report ({', '.join(self.attacks)}, checkpointed in {checkpoint})",
-                             total_batches and total_batches * len(eps), unit="(batch, ε) units"))
+        if saved is None:
+            progress = Progress(f"Robustness report ({', '.join(self.attacks)} × {len(eps)} eps)", total_batches)
+        else:  # counts the units attacked in this call; the ETA is theirs
+            progress = Progress(f"Robustness report ({', '.join(self.attacks)}, checkpointed in {checkpoint})",
+                                total_batches and max(0, total_batches * len(eps) - len(saved.units)),
+                                unit="(batch, ε) units attacked")
         # One trace for any batch size and number of ε: calls below match this relaxed signature.
         self._batch_counts.get_concrete_function(*data.element_spec, tf.TensorSpec([None], tf.float32))
         eps_tensor = tf.constant(eps, tf.float32)
@@ -195,7 +198,7 @@ class RobustnessReport:
                 batches += 1
                 if saved is None:
                     progress.update(batches)
-        progress.update(batches if saved is None else batches * len(eps), final=True)
+        progress.update(batches if saved is None else saved.added, final=True)
         if totals[4] == 0:
             raise ValueError("The data holds no examples.")
         kept = np.concatenate(kept, axis=1) if survivors else None
@@ -207,14 +210,14 @@ class RobustnessReport:
         computed and saved."""
         data = batch_digest(x, y)
         units = []
-        for i, e in enumerate(eps):
+        for e in eps:
             unit = saved.get(batch, e, data)
             if unit is None:
                 unit = tuple(t.numpy()[0] if j else t.numpy()
                              for j, t in enumerate(self._batch_counts(x, y, tf.constant([e], tf.float32))))
                 saved.put(batch, e, data, *unit, seconds=saved.seconds + progress.elapsed)
+                progress.update(saved.added)
             units.append(unit)
-            progress.update(batch * len(eps) + i + 1)
         return units[0][0], np.stack([u[1] for u in units]), np.stack([u[2] for u in units])
 
     def empty_report(self, eps_values: EpsValues) -> dict:
