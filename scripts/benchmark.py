@@ -23,7 +23,10 @@ MNIST test images, then the bracket (--bracket_bound, then AutoAttack standard+d
 --autoattack_examples; seconds and shares per ε, each warmed up on 10
 images first. splits: `tfdisc.certification.certify` on the autoattack part's model and the first --splits_examples
 MNIST test images at --splits_eps, with --splits_time_limit seconds of branch and bound per example the bounds leave,
-splitting pixels vs activations (`search.branch_and_bound`); shares and seconds of each.
+splitting pixels vs activations (`search.branch_and_bound`); shares and seconds of each. enumeration: every level
+box of at most 2^16 inputs among the first --enumeration_examples MNIST test images at --enumeration_eps, on the
+autoattack part's model, enumerated with eager model calls vs one graph function (`search.enumerate_box`); seconds
+and the verdicts, which must agree.
 """
 
 import json
@@ -45,7 +48,7 @@ from tfdisc.benchmarking import LOSS, build as _build, compiled as _compiled  # 
 from tfdisc.training import AdversarialModel  # noqa: E402
 
 PARTS = ["sweep", "train", "overhead", "xla", "pipeline", "memory", "autoattack", "deploy", "attack_calls", "certify",
-         "report_xla", "splits"]
+         "report_xla", "splits", "enumeration"]
 EPS = [0.01 * i for i in range(11)]
 flags.DEFINE_list("parts", PARTS, "Which benchmarks to run.")
 flags.DEFINE_list("models", ["fcn2_full", "alexnet_full", "alexnet_bnn"], "arch_precision pairs (deploy: "
@@ -70,6 +73,9 @@ flags.DEFINE_integer("bracket_examples", 0, "certify part: the bracket on the fi
                      "--autoattack_examples).", lower_bound=0)
 flags.DEFINE_enum("bracket_bound", "crown-refined", ["ibp", "crown", "crown-refined", "alpha-crown"],
                   "certify part: the bracket's tightest bound.")
+flags.DEFINE_integer("enumeration_examples", 100, "enumeration part: the first N MNIST test images.",
+                     lower_bound=1)
+flags.DEFINE_float("enumeration_eps", 0.01, "enumeration part: the ε of the level boxes.", lower_bound=0.0)
 flags.DEFINE_integer("splits_examples", 100, "splits part: the first N MNIST test images.", lower_bound=1)
 flags.DEFINE_float("splits_eps", 0.05, "splits part: the ε to certify at.", lower_bound=0.0)
 flags.DEFINE_float("splits_time_limit", 5.0, "splits part: seconds of branch and bound per example.", lower_bound=0.0)
@@ -375,6 +381,36 @@ def bench_certify(_):
     return result
 
 
+def bench_enumeration(_):
+    """Exact enumeration of the level boxes small enough (see the docstring): eager model calls vs one graph
+    function, alternating, with the same verdicts."""
+    from tfdisc import checks
+    from tfdisc.certification import bounds, search
+
+    model = _autoattack_model()
+    x, y = datasets.load_arrays("mnist", "test", data_dir=FLAGS.data_dir, examples=FLAGS.enumeration_examples,
+                                subset_order="first")
+    discretization = bounds.discretization_layer(model)
+    low, high = (v.numpy() for v in bounds.level_box(discretization, checks.pixels(x), FLAGS.enumeration_eps))
+    boxes = [i for i in range(len(y)) if search.input_count(discretization, low[i], high[i]) <= 2**16]
+    compiled = search._predictor(model)
+    eager = lambda v: tf.argmax(model(v, training=False), -1)  # noqa: E731  (what enumeration called before)
+    verdicts = {}
+
+    def enumerate_all(predict):
+        search._PREDICTORS[model] = predict
+        return [search.enumerate_box(model, discretization, low[i], high[i], y[i])[0] for i in boxes]
+
+    t = _medians({name: (lambda name=name, fn=fn: verdicts.__setitem__(name, enumerate_all(fn)))
+                  for name, fn in (("eager", eager), ("compiled", compiled))})
+    search._PREDICTORS[model] = compiled
+    assert verdicts["eager"] == verdicts["compiled"], "the two paths disagree"
+    inputs = sum(search.input_count(discretization, low[i], high[i]) for i in boxes)
+    return {"examples": len(y), "eps": FLAGS.enumeration_eps, "boxes": len(boxes), "inputs": int(inputs),
+            "robust": int(sum(verdicts["compiled"])), "eager_s": t["eager"], "compiled_s": t["compiled"],
+            "speedup": t["eager"] / t["compiled"]}
+
+
 def bench_splits(_):
     """Branch and bound splitting pixels vs activations, on the same model, images, ε and time (see the docstring)."""
     from tfdisc import certification
@@ -443,10 +479,10 @@ def main(argv):
     benches = {"sweep": bench_sweep, "train": bench_train, "overhead": bench_overhead, "xla": bench_xla,
                "pipeline": bench_pipeline, "memory": bench_memory, "autoattack": bench_autoattack,
                "deploy": bench_deploy, "attack_calls": bench_attack_calls, "report_xla": bench_report_xla,
-               "certify": bench_certify, "splits": bench_splits}
+               "certify": bench_certify, "splits": bench_splits, "enumeration": bench_enumeration}
     trained = [os.path.basename(os.path.normpath(FLAGS.autoattack_model or "fcn2_bnn_2b"))]
     per_model = {"overhead": ["fcn2_full"], "memory": ["fcn1_bnn"], "autoattack": ["fcn2_bnn_2b"],
-                 "report_xla": trained, "certify": trained, "splits": trained,
+                 "report_xla": trained, "certify": trained, "splits": trained, "enumeration": trained,
                  "deploy": FLAGS.models if FLAGS["models"].present else ["fcn2_bnn", "fcn1_bnn", "alexnet_bnn"],
                  "attack_calls": FLAGS.models if FLAGS["models"].present else ["fcn1_bnn", "alexnet_bnn"]}
     results = {"machine": benchmarking.machine(),
@@ -455,6 +491,7 @@ def main(argv):
               f"{FLAGS.batches} batches of {FLAGS.batch_size} (FCN) or {FLAGS.conv_batches} of "
               f"{FLAGS.conv_batch_size} (conv); median seconds."]
     print(benchmarking.write_results(FLAGS.output, results, header))
+
 
 if __name__ == "__main__":
     cli.run(main)

@@ -1,6 +1,7 @@
 """tfdisc.certification.search: enumeration agrees with a mixed-integer program, and branch and bound with
 enumeration."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -117,6 +118,31 @@ def test_the_exact_answer_agrees_with_a_mixed_integer_program():
             assert np.argmax(model(counterexample[None], training=False)) != label
 
 
+@pytest.mark.parametrize("precision", ["full", "bnn"])
+def test_enumeration_visits_every_input_in_order_and_returns_the_first_misclassified(precision):
+    model = random_model("fcn2", precision, seed=5)
+    discretization = bounds.discretization_layer(model)
+    step = bounds.level_step(discretization)
+    for x, label, low, high in _small_boxes(model, 6, eps=0.09, seed=5):
+        free = np.flatnonzero(high.reshape(-1) > low.reshape(-1) + step / 2)
+        levels = [low.flat[i] + step * np.arange(round((high.flat[i] - low.flat[i]) / step) + 1) for i in free]
+        images = np.repeat(low.reshape(1, -1), int(np.prod([len(v) for v in levels])), 0)
+        images[:, free] = [combo for combo in itertools.product(*levels)]  # the last free pixel fastest
+        images = images.reshape((-1,) + low.shape).astype(np.float32)
+        predicted = np.argmax(model(tf.constant(images), training=False), -1)  # eagerly, one call
+        robust, counterexample = search.enumerate_box(model, discretization, low, high, label, batch=7)
+        assert robust == bool(np.all(predicted == label))
+        if not robust:
+            np.testing.assert_allclose(counterexample, images[np.argmax(predicted != label)], atol=1e-6)
+
+
+def test_enumeration_refuses_a_box_too_large():
+    model = random_model("fcn2", "full", seed=6)
+    shape = tuple(model.input_shape[1:])
+    with pytest.raises(ValueError, match=r"The box holds .* inputs, too many to enumerate"):
+        search.enumerate_box(model, bounds.discretization_layer(model), np.zeros(shape), np.full(shape, 0.75), 0)
+
+
 @pytest.mark.parametrize("precision, method, split", [
     ("full", "crown-refined", "pixels"), ("bnn", "crown-refined", "pixels"), ("full", "crown", "pixels"),
     ("full", "ibp", "pixels"), ("full", "crown-refined", "activations"), ("bnn", "crown-refined", "activations"),
@@ -151,4 +177,3 @@ def test_a_box_too_large_to_count_counts_as_infinite_without_a_warning():
         warnings.simplefilter("error")
         assert search.input_count(discretization, low, high) == float("inf")
     assert search.input_count(discretization, low[:1, :2], high[:1, :2]) == 256**2
-

@@ -311,7 +311,7 @@ def test_training_benchmark_names_an_unknown_setting():
     assert "--settings: unknown ['fast']" in result.stderr
 
 
-def test_benchmark_deploy_report_xla_certify_and_splits_parts_measure_what_they_say(tmp_path):
+def test_benchmark_deploy_report_xla_certify_splits_and_enumeration_parts_measure_what_they_say(tmp_path):
     from tfdisc import export, models
 
     from helpers import without_sign_ties
@@ -320,10 +320,10 @@ def test_benchmark_deploy_report_xla_certify_and_splits_parts_measure_what_they_
     without_sign_ties(model, 64 / 255)  # so that Keras and LCE must agree on every image
     export.save(model, tmp_path / "run" / "saved_model")
     output = tmp_path / "bench"
-    result = _script("benchmark.py", "--parts=deploy,report_xla,certify,splits", "--models=fcn2_bnn",
+    result = _script("benchmark.py", "--parts=deploy,report_xla,certify,splits,enumeration", "--models=fcn2_bnn",
                      f"--autoattack_model={tmp_path / 'run'}", "--autoattack_examples=20", "--autoattack_eps=0.05",
                      "--certify_examples=40", "--splits_examples=20", "--splits_time_limit=0.5", "--repeats=1",
-                     f"--output={output}")
+                     "--enumeration_examples=20", "--enumeration_eps=0.05", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
     parts = json.loads(output.with_suffix(".json").read_text())["parts"]
     report_xla = parts["report_xla"]["run"]
@@ -342,6 +342,11 @@ def test_benchmark_deploy_report_xla_certify_and_splits_parts_measure_what_they_
     for split in ("pixels", "activations"):  # the same 20 images and ε as AutoAttack's: no certificate it breaks
         assert splits[f"{split} certified"] + splits[f"{split} broken"] + splits[f"{split} unknown"] == pytest.approx(1)
         assert splits[f"{split} certified"] <= certify["eps=0.05 autoattack"]
+    enumeration = parts["enumeration"]["run"]  # the part itself fails if eager and compiled verdicts differ
+    assert enumeration["examples"] == 20 and 0 < enumeration["boxes"] <= 20
+    assert enumeration["boxes"] <= enumeration["inputs"] <= 2**16 * enumeration["boxes"]
+    assert 0 <= enumeration["robust"] <= enumeration["boxes"]
+    assert enumeration["speedup"] == pytest.approx(enumeration["eager_s"] / enumeration["compiled_s"])
     deploy = parts["deploy"]["fcn2_bnn"]
     assert deploy["binary_layers"] == 2 and deploy["binary_layers_float_mb"] == pytest.approx(4 * (64 * 64 + 64 * 10) / 1e6)
     assert deploy["binary_layers_smaller"] == pytest.approx(deploy["binary_layers_float_mb"] /
