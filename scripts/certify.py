@@ -31,6 +31,8 @@ cli.flag(GROUP, flags.DEFINE_float, "time_limit", 0.0, "Seconds of branch and bo
 cli.flag(GROUP, flags.DEFINE_integer, "max_domains", 0, "Parts of branch and bound per survivor of the attacks "
          "(0: no budget of parts).", lower_bound=0)
 cli.flag(GROUP, flags.DEFINE_enum, "split", "pixels", list(search.SPLITS), "What branch and bound splits.")
+cli.flag(GROUP, flags.DEFINE_integer, "enumeration_limit", 2**16, "Evaluate every input of the level boxes that hold "
+         "at most this many (0: none).", lower_bound=0)
 FLAGS = flags.FLAGS
 
 
@@ -40,7 +42,7 @@ def main(argv):
         record = certified.certify_run(str(run_dir), FLAGS.data_dir, eps_lib.parse(FLAGS.eps), FLAGS.test_examples,
                                        str(Path(FLAGS.output_dir) / "certified"), bound=FLAGS.bound,
                                        version=FLAGS.version, time_limit=FLAGS.time_limit, split=FLAGS.split,
-                                       max_domains=FLAGS.max_domains)
+                                       max_domains=FLAGS.max_domains, enumeration_limit=FLAGS.enumeration_limit)
         logging.info("%s: certified %s, attacked %s (%.0f s)", run_dir.name, record.certified, record.attacked,
                      record.seconds)
 

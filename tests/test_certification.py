@@ -77,7 +77,8 @@ def trained_2bit_fcn(mnist_small):
     ("time_limit", float("inf"), "time_limit must be a finite number of seconds"),
     ("max_domains", -5, "max_domains must be an int ≥ 0 .0: no budget of parts.; got -5"),
     ("max_domains", 2.5, "max_domains must be an int"),
-    ("enumeration_limit", -1, "enumeration_limit must be an int ≥ 0 .0: no enumeration.; got -1"),
+    ("enumeration_limit", -1, "enumeration_limit must be an int from 0 .no enumeration. to 2.40; got -1"),
+    ("enumeration_limit", 2**41, "enumeration_limit must be an int from 0 .no enumeration. to 2.40; got 2199"),
     ("enumeration_limit", "2**16", "enumeration_limit must be an int")])
 def test_a_bad_option_is_named(option, value, message):
     data = (random_images("fcn2", 2), np.zeros(2, int))

@@ -18,15 +18,17 @@ def test_a_run_is_bracketed_recorded_and_shown_by_the_script(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "certify.py"), f"--runs={run_dir.parent}",
                f"--data_dir={require_data().parent}", f"--output_dir={tmp_path}", "--eps=0.02,0.05",
                "--test_examples=40", "--bound=crown", "--version=fast", "--time_limit=0.5", "--max_domains=64",
-               "--split=activations"]
+               "--split=activations", "--enumeration_limit=256"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     (record,) = certified.load_certification_records(tmp_path)
     assert record.examples == 40 and all(c <= a for c, a in zip(record.certified, record.attacked))
     assert (record.time_limit, record.max_domains, record.split) == (0.5, 64, "activations")
+    assert record.enumeration_limit == 256
     text = render.certified_section([record], render.ReportOptions())
     assert "| MNIST fcn2 full 2-bit | `m` | 0.02 | 40 | " in text
-    assert "| crown, branch and bound (activations) ≤ 0.5 s or 64 parts an image |" in text
+    assert ("| crown, branch and bound (activations) ≤ 0.5 s or 64 parts an image, enumeration of boxes ≤ 2^8 "
+            "inputs |") in text
     path = tmp_path / "certified" / "m.json"
     path.write_text("{\"run\": \"m\"}")  # not a record: refused before the work, and left as it was
     result = subprocess.run(command, capture_output=True, text=True)
@@ -40,7 +42,8 @@ def test_a_run_is_bracketed_recorded_and_shown_by_the_script(tmp_path):
 
 def _record_fields(**changes):
     fields = {f.name: 0 for f in dataclasses.fields(certified.CertificationRecord)}
-    return {**fields, "bound": "crown", "split": "pixels", "eps": [0.1], "units": None, "undecided": None, **changes}
+    return {**fields, "bound": "crown", "split": "pixels", "eps": [0.1], "units": None, "undecided": None,
+            "enumeration_limit": 2**16, **changes}
 
 
 def _bracket(eps, certified_shares, seconds=10.0, undecided=None, **settings):
@@ -60,19 +63,21 @@ def test_a_second_bracket_with_the_same_settings_adds_its_eps_and_replaces_the_e
     assert merged.seconds == 107.0
 
 
-@pytest.mark.parametrize("setting", [{"examples": 100}, {"max_domains": 64}, {"bound": "ibp"}, {"version": "standard"}])
+@pytest.mark.parametrize("setting", [{"examples": 100}, {"max_domains": 64}, {"bound": "ibp"}, {"version": "standard"},
+                                     {"enumeration_limit": 2**20}])
 def test_a_bracket_with_other_settings_replaces_the_record(setting):
     later = dataclasses.replace(_bracket([0.01], [0.95]), **setting)
     assert certified.with_earlier_eps(_bracket([0.05, 0.1], [0.8, 0.3]), later) == later
 
 
-def test_a_record_older_than_the_split_choice_and_the_budget_of_parts_reads_as_pixels_without_one(tmp_path):
+def test_a_record_older_than_the_split_choice_and_the_budgets_reads_as_pixels_without_parts_and_2_16_inputs(tmp_path):
     fields = _record_fields(split="activations")
-    del fields["split"], fields["max_domains"], fields["units"], fields["undecided"]
+    del fields["split"], fields["max_domains"], fields["units"], fields["undecided"], fields["enumeration_limit"]
     (tmp_path / "certified").mkdir()
     (tmp_path / "certified" / "x.json").write_text(json.dumps(fields))
     (loaded,) = certified.load_certification_records(tmp_path)
     assert loaded.split == "pixels" and loaded.max_domains == 0 and loaded.undecided is None
+    assert loaded.enumeration_limit == 2**16  # what certify enumerated before the limit was a setting
 
 
 @pytest.mark.parametrize("units, undecided", [([600], [[700.0]]), ([600, 600], [[10.0]]), ([600], [[1.0], [2.0]]),
@@ -93,13 +98,17 @@ def test_a_record_with_an_unknown_bound_or_split_is_named(tmp_path, field, value
         certified.load_certification_records(tmp_path)
 
 
-@pytest.mark.parametrize("time_limit, max_domains, shown", [
-    (5.0, 0, "crown, branch and bound (pixels) ≤ 5 s an image"),
-    (0.0, 500, "crown, branch and bound (pixels) ≤ 500 parts an image"),
-    (5.0, 500, "crown, branch and bound (pixels) ≤ 5 s or 500 parts an image"),
-    (0.0, 0, "| crown |")])
-def test_the_bound_column_states_the_budget_of_branch_and_bound(time_limit, max_domains, shown):
-    fields = _record_fields(time_limit=time_limit, max_domains=max_domains, run="m", dataset="mnist", arch="fcn2",
+@pytest.mark.parametrize("time_limit, max_domains, enumeration_limit, shown", [
+    (5.0, 0, 2**16, "crown, branch and bound (pixels) ≤ 5 s an image"),
+    (0.0, 500, 2**16, "crown, branch and bound (pixels) ≤ 500 parts an image"),
+    (5.0, 500, 2**16, "crown, branch and bound (pixels) ≤ 5 s or 500 parts an image"),
+    (0.0, 0, 2**20, "| crown, enumeration of boxes ≤ 2^20 inputs |"),
+    (0.0, 64, 1000, "| crown, branch and bound (pixels) ≤ 64 parts an image, enumeration of boxes ≤ 1000 inputs |"),
+    (0.0, 0, 2**16, "| crown |")])
+def test_the_bound_column_states_the_budgets_of_branch_and_bound_and_enumeration(time_limit, max_domains,
+                                                                                 enumeration_limit, shown):
+    fields = _record_fields(time_limit=time_limit, max_domains=max_domains, enumeration_limit=enumeration_limit,
+                            run="m", dataset="mnist", arch="fcn2",
                             precision="full", input_bits=2, eps=[0.1], examples=10, certified=[0.5],
                             attacked=[0.6], gap=[0.1], methods=[{"crown": 5}], attacked_examples=[5],
                             version="fast")

@@ -67,8 +67,8 @@ def check_options(bound: str, split: str, time_limit: float, max_domains: int, e
     """InvalidInputError naming the first of `certify`'s search options that is not valid."""
     checks.choice("bound", bound, search.BOUNDS)
     if (isinstance(enumeration_limit, bool) or not isinstance(enumeration_limit, numbers.Integral)
-            or enumeration_limit < 0):
-        raise checks.InvalidInputError(f"enumeration_limit must be an int ≥ 0 (0: no enumeration); got "
+            or not 0 <= enumeration_limit <= search.ENUMERATION_MAX):
+        raise checks.InvalidInputError(f"enumeration_limit must be an int from 0 (no enumeration) to 2^40; got "
                                        f"{enumeration_limit!r}.")
     checks.choice("split", split, search.SPLITS)
     if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not 0 <= time_limit < math.inf:

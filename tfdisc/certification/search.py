@@ -29,6 +29,7 @@ def input_count(discretization: InputDiscretization, low: np.ndarray, high: np.n
         return float(np.prod(_levels(discretization, low, high).astype(np.float64)))
 
 
+ENUMERATION_MAX = 2**40  # the largest box `enumerate_box` takes (days of model calls)
 _PREDICTORS = weakref.WeakKeyDictionary()  # model -> its compiled `_predictor`
 
 
@@ -58,7 +59,7 @@ def enumerate_box(model: tf.keras.Model, discretization: InputDiscretization, lo
     step = ibp.level_step(discretization)
     free = np.flatnonzero(high > low + step / 2)
     counts = _levels(discretization, low, high).flat[free]
-    if input_count(discretization, low, high) > 2**40:
+    if input_count(discretization, low, high) > ENUMERATION_MAX:
         raise ValueError(f"The box holds {input_count(discretization, low, high):.3g} inputs, too many to enumerate; "
                          "enumerate boxes below certify's enumeration_limit, and branch and bound the rest.")
     strides = np.cumprod(np.concatenate([counts[1:], [1]])[::-1])[::-1]  # mixed radix, the last pixel fastest

@@ -1,7 +1,8 @@
 """Brackets as records: a trained run's certified accuracy (lower bound) and attacked accuracy (upper bound) per ε,
 made by `tfdisc.certification.bracket`, written to `<runs>/certified/*.json` and read back by the report.
 
-A run has one record. Bracketing it again with the same settings (images, attacks, bound and branch and bound)
+A run has one record. Bracketing it again with the same settings (images, attacks, bound, enumeration and branch and
+bound)
 adds the new ε to its record and replaces the ε measured again: each ε's verdicts depend only on that ε (the attacks'
 noise is seeded per call, branch and bound is deterministic under a budget of parts), so new ε cost only their own
 time. Other settings replace the record."""
@@ -34,9 +35,10 @@ class CertificationRecord(TrainedModel):
     units: list | None = None  # each activation's units (None: not a dense chain, or a record from before)
     undecided: list | None = None  # per ε, the median undecided units per activation where the bounds left examples
     ibp_train: bool = False  # the run was trained with IBP (`--ibp_train`), which the study does not use
+    enumeration_limit: int = 2**16  # boxes of at most this many inputs are enumerated (records before it: 2^16)
 
     def __post_init__(self):
-        certification.check_options(self.bound, self.split, self.time_limit, self.max_domains)
+        certification.check_options(self.bound, self.split, self.time_limit, self.max_domains, self.enumeration_limit)
         if not _counts_fit(self.units, self.undecided, len(self.eps)):
             raise ValueError(f"undecided must be None or, per ε, None or one count per activation of units "
                              f"{self.units!r}, each between 0 and its units; got {self.undecided!r}.")
@@ -100,7 +102,7 @@ def certify_run(run_dir: str, data_dir: str | None, eps_values: EpsValues, examp
                                  version=version, bound=bound, seconds=found["seconds"],
                                  time_limit=time_limit, split=split, max_domains=max_domains,
                                  units=found["units"], undecided=found["undecided"],
-                                 ibp_train=record.ibp_settings is not None)
+                                 ibp_train=record.ibp_settings is not None, enumeration_limit=enumeration_limit)
     if earlier is not None:
         result = with_earlier_eps(earlier, result)
     files.write_json_atomic(path, dataclasses.asdict(result))

@@ -503,7 +503,8 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
     parts = ["## Robustness bracketed: certified and attacked", "",
              "`scripts/certify.py` (`tfdisc.certification.bracket`): on the first test images, the bounds certify what "
              "they can (interval bounds, then the linear relaxation the bound column names, with every input of the "
-             "boxes that hold at most 2^16 evaluated), the attack cascade runs on the rest only, branch and bound "
+             "boxes that hold at most 2^16, or as the bound column states, evaluated), the attack cascade runs on the "
+             "rest only, branch and bound "
              "(splitting pixels' levels or ReLU and sign units, as the bound column names) tries the attacks' "
              "survivors for the seconds or parts (boxes it bounds) an image the bound column states, and what is "
              "left is unknown. The true "
@@ -524,6 +525,8 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
             limits = [f"{r.time_limit:g} s"] if r.time_limit else []
             limits += [f"{r.max_domains} parts"] if r.max_domains else []
             bound = r.bound + (f", branch and bound ({r.split}) ≤ {' or '.join(limits)} an image" if limits else "")
+            if r.enumeration_limit != 2**16:
+                bound += f", enumeration of boxes ≤ {_power_of_two(r.enumeration_limit)} inputs"
             subset = r.examples < presets.get(r.dataset).test_size
             parts.append(f"| {label} | `{r.run}` | {eps_lib.label(e, r.dataset)} | {r.examples} | "
                          f"{stats.measured(r.certified[i], r.examples, subset).text()} | "
@@ -531,6 +534,11 @@ def certified_section(certification_records: list[certified_lib.CertificationRec
                          f"{bound} | {_undecided_text(r, i)} | {decided} | {r.attacked_examples[i]} ({r.version}) | "
                          f"{r.seconds:.0f} |")
     return "\n".join(parts + [""])
+
+
+def _power_of_two(count: int) -> str:
+    """"2^20" for a power of two, else the count."""
+    return f"2^{count.bit_length() - 1}" if count > 0 and count & (count - 1) == 0 else str(count)
 
 
 def _undecided_text(record: certified_lib.CertificationRecord, index: int) -> str:
