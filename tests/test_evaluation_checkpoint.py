@@ -111,6 +111,16 @@ def test_other_weights_settings_or_images_never_reuse_a_unit(trained_fcn, mnist_
         assert len(calls) == 2 * len(EPS) and "holds another report" in caplog.text
 
 
+def test_single_step_attacks_run_every_missing_eps_of_a_batch_in_one_call(trained_fcn, mnist_small, tmp_path):
+    path = tmp_path / "report_checkpoint.json"
+    report = evaluation.RobustnessReport(trained_fcn, ("fgsm",))
+    calls = _Counting(report).calls
+    checkpointed = report(_data(mnist_small), EPS, checkpoint=path)
+    assert [len(eps) for eps in calls] == [3, 3]  # one input gradient per batch, as without a checkpoint
+    assert len(json.loads(path.read_text())["units"]) == 2 * len(EPS)
+    _same(checkpointed, evaluation.RobustnessReport(trained_fcn, ("fgsm",))(_data(mnist_small), EPS))
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"format": "tfdisc.report-checkpoint/1", "key": ',
      r"is not a readable report checkpoint .*; delete it to restart the report"),

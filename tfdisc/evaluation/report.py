@@ -162,8 +162,8 @@ class RobustnessReport:
 
     def __call__(self, data, eps_values, *, large_eps=None, tolerance=0.01, survivors=False, checkpoint=None):
         """The report over `data` at every ε of `eps_values` (see `robustness_report`); with `checkpoint` (a file
-        path), each batch runs one ε at a time and every finished (batch, ε) is saved there, so a stopped report
-        resumes from it with the same counts (`tfdisc.evaluation.checkpoint`)."""
+        path), each batch runs one ε at a time (all at once for single-step attacks) and every finished (batch, ε) is
+        saved there, so a stopped report resumes from it with the same counts (`tfdisc.evaluation.checkpoint`)."""
         eps = eps_lib.values(eps_values)
         data = as_dataset(data)
         if self.model is not self._latent:
@@ -206,18 +206,20 @@ class RobustnessReport:
         return self._result(eps, totals, per_eps, kept, seconds, large_eps=large_eps, tolerance=tolerance)
 
     def _checkpointed(self, saved, batch, x, y, eps, progress):
-        """`_batch_counts` of one batch, one ε at a time: each ε's counts from `saved` if they are there, else
-        computed and saved."""
+        """`_batch_counts` of one batch: each ε's counts from `saved` if they are there, else computed and saved. With
+        single-step attacks only, the missing ε run in one call (each costs about a forward pass, while a call also
+        computes the clean input gradient); otherwise one ε a call, so a stop loses at most one ε's attacks."""
         data = batch_digest(x, y)
-        units = []
-        for e in eps:
-            unit = saved.get(batch, e, data)
-            if unit is None:
-                unit = tuple(t.numpy()[0] if j else t.numpy()
-                             for j, t in enumerate(self._batch_counts(x, y, tf.constant([e], tf.float32))))
-                saved.put(batch, e, data, *unit, seconds=saved.seconds + progress.elapsed)
+        found = {e: saved.get(batch, e, data) for e in eps}
+        missing = [e for e in eps if found[e] is None]
+        single_step = not self._stages and not any(registry.ATTACKS[name].iterative for name, _ in self._standalone)
+        for group in ([missing] if single_step and missing else [[e] for e in missing]):
+            totals, counts, survived = (t.numpy() for t in self._batch_counts(x, y, tf.constant(group, tf.float32)))
+            for e, unit in zip(group, zip(counts, survived)):
+                found[e] = (totals, *unit)
+                saved.put(batch, e, data, *found[e], seconds=saved.seconds + progress.elapsed)
                 progress.update(saved.added)
-            units.append(unit)
+        units = [found[e] for e in eps]
         return units[0][0], np.stack([u[1] for u in units]), np.stack([u[2] for u in units])
 
     def empty_report(self, eps_values: EpsValues) -> dict:
